@@ -1,0 +1,260 @@
+"""The volume driver contract: one small required core, optional capabilities as separate ABCs.
+
+Drivers only touch storage. They never import `db` or `domain`, never write a status, and return
+results (frozen dataclasses) that the volume manager persists. Capabilities are checked with
+`isinstance(driver, SupportsX)`, never by catching NotImplementedError.
+
+Every method may raise `cinderblock.model.errors.DriverError` (or any exception, which the manager
+treats the same): the workflow then moves the resource to its failure state.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Called with a whole percentage 0..100 during long copies.
+ProgressCallback = Callable[[int], None]
+
+
+def no_progress(_percent: int) -> None:
+    """Default progress sink."""
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """What a driver knows of a volume."""
+
+    id: str
+    size_gb: int
+    pool: str | None = None
+    provider_location: str | None = None
+    provider_auth: str | None = None
+    # Extra specs of the volume's type (drivers may read driver-scoped keys).
+    extra_specs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"volume-{self.id}"
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    id: str
+    volume: VolumeRef
+    size_gb: int
+    provider_location: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"snapshot-{self.id}"
+
+
+@dataclass(frozen=True)
+class ModelUpdate:
+    """Fields the manager writes to the resource's row after a driver call. None: leave as is."""
+
+    provider_location: str | None = None
+    provider_auth: str | None = None
+
+
+@dataclass(frozen=True)
+class Connector:
+    """The attaching host, as os-brick describes it (`initiator`, `host`, `ip`, `multipath`...)."""
+
+    properties: Mapping[str, Any]
+
+    @property
+    def host(self) -> str | None:
+        value = self.properties.get("host")
+        return str(value) if value is not None else None
+
+    @property
+    def initiator(self) -> str | None:
+        value = self.properties.get("initiator")
+        return str(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """Cinder's `connection_info`: `{"driver_volume_type": ..., "data": {...}}`."""
+
+    driver_volume_type: str
+    data: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"driver_volume_type": self.driver_volume_type, "data": dict(self.data)}
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    name: str
+    total_capacity_gb: float
+    free_capacity_gb: float
+    # Sum of the sizes of the volumes this pool holds (what was handed out).
+    provisioned_capacity_gb: float = 0.0
+    allocated_capacity_gb: float = 0.0
+    reserved_percentage: int = 0
+    max_over_subscription_ratio: float = 1.0
+    thin_provisioning_support: bool = True
+    thick_provisioning_support: bool = False
+    # Further capability keys (reported as-is, matched by extra specs).
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    volume_backend_name: str
+    vendor_name: str
+    driver_version: str
+    storage_protocol: str
+    pools: tuple[PoolStats, ...]
+    # Backend-level capability keys; every pool inherits them.
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageListing:
+    """What the backend's storage holds, by resource id (recovery compares it with the rows)."""
+
+    # volume id -> size in bytes
+    volumes: Mapping[str, int] = field(default_factory=dict)
+    snapshots: frozenset[str] = frozenset()
+    # ids of volumes that have an export (tgt target...); empty when exports hold no state
+    exports: frozenset[str] = frozenset()
+
+
+class DriverOptions(Mapping[str, Any]):
+    """Resolved options of one backend (section → [backend_defaults] → default), read-only."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class VolumeDriver(abc.ABC):
+    """Required core every driver implements.
+
+    `options` holds the backend's resolved configuration: Cinder's common backend options
+    (`volume_backend_name`, `reserved_percentage`, `max_over_subscription_ratio`, `target_helper`...)
+    plus the options the driver declares in `OPTIONS`.
+    """
+
+    # oslo.config Opt objects this driver reads; registered per backend section by the config layer.
+    OPTIONS: tuple[Any, ...] = ()
+
+    def __init__(self, backend_name: str, options: DriverOptions, state_path: str) -> None:
+        self.backend_name = backend_name
+        self.options = options
+        self.state_path = state_path
+
+    @abc.abstractmethod
+    def do_setup(self) -> None:
+        """Called once when the service starts, before anything else. Creates what the driver needs."""
+
+    @abc.abstractmethod
+    def check_for_setup_error(self) -> None:
+        """Called after do_setup. Raises DriverError if the backend cannot work (missing tool, path)."""
+
+    @abc.abstractmethod
+    def get_stats(self) -> BackendStats:
+        """Called periodically and after changes: capacity and capabilities, per pool."""
+
+    @abc.abstractmethod
+    def create_volume(self, volume: VolumeRef) -> ModelUpdate:
+        """Create an empty volume of volume.size_gb in volume.pool."""
+
+    @abc.abstractmethod
+    def delete_volume(self, volume: VolumeRef) -> None:
+        """Remove the volume's storage. A volume that is already gone is not an error."""
+
+    @abc.abstractmethod
+    def volume_exists(self, volume: VolumeRef) -> bool:
+        """True when the volume's storage exists (used by recovery to check, not guess)."""
+
+    @abc.abstractmethod
+    def extend_volume(self, volume: VolumeRef, new_size_gb: int) -> None:
+        """Grow the volume to new_size_gb, keeping its data."""
+
+    @abc.abstractmethod
+    def create_snapshot(self, snapshot: SnapshotRef, progress: ProgressCallback = no_progress) -> ModelUpdate:
+        """Take a point-in-time copy of snapshot.volume."""
+
+    @abc.abstractmethod
+    def delete_snapshot(self, snapshot: SnapshotRef) -> None:
+        """Remove the snapshot's storage. Already gone is not an error."""
+
+    @abc.abstractmethod
+    def create_volume_from_snapshot(
+        self, volume: VolumeRef, snapshot: SnapshotRef, progress: ProgressCallback = no_progress
+    ) -> ModelUpdate:
+        """Create volume with the snapshot's bytes; volume.size_gb may be larger than the snapshot."""
+
+    @abc.abstractmethod
+    def create_cloned_volume(
+        self, volume: VolumeRef, source: VolumeRef, progress: ProgressCallback = no_progress
+    ) -> ModelUpdate:
+        """Create volume with source's current bytes; volume.size_gb may be larger."""
+
+    @abc.abstractmethod
+    def revert_to_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> None:
+        """Make the volume's bytes those of the snapshot again."""
+
+    @abc.abstractmethod
+    def create_export(self, volume: VolumeRef, connector: Connector) -> ModelUpdate:
+        """Make the volume reachable for connector (idempotent). May return provider_auth (CHAP)."""
+
+    @abc.abstractmethod
+    def initialize_connection(self, volume: VolumeRef, connector: Connector) -> ConnectionInfo:
+        """Connection info for connector; create_export was called before."""
+
+    @abc.abstractmethod
+    def terminate_connection(self, volume: VolumeRef, connector: Connector | None) -> None:
+        """connector (or every connector when None) no longer uses the volume."""
+
+    @abc.abstractmethod
+    def remove_export(self, volume: VolumeRef) -> None:
+        """Withdraw every export of the volume. No export is not an error."""
+
+    @abc.abstractmethod
+    def export_exists(self, volume: VolumeRef) -> bool:
+        """True when an export of the volume exists (used by recovery)."""
+
+    @abc.abstractmethod
+    def list_storage(self) -> StorageListing:
+        """Every volume, snapshot and export of this backend's own storage, complete ones only
+        (nothing half-written). Recovery removes what has no row and fails rows with no storage;
+        removal goes through delete_volume/delete_snapshot/remove_export with refs that carry
+        only the id, so those must find the storage by id alone."""
+
+
+@dataclass(frozen=True)
+class GroupSnapshotResult:
+    """What a consistent group snapshot produced: one update per snapshot (same order) and how long
+    new writes to the members were held."""
+
+    updates: tuple[ModelUpdate, ...]
+    write_pause_ms: float
+
+
+class SupportsConsistentGroupSnapshot(abc.ABC):
+    """Optional capability: snapshot several volumes of this backend at one instant.
+
+    A driver reporting `consistent_group_snapshot_enabled` implements it. Without it the manager takes
+    the members' snapshots one by one and marks the group snapshot as not consistent.
+    """
+
+    @abc.abstractmethod
+    def create_group_snapshot(self, snapshots: Sequence[SnapshotRef],
+                              progress: ProgressCallback = no_progress) -> GroupSnapshotResult:
+        """Hold new writes to every member, take every snapshot, release. All or nothing: on error no
+        snapshot of the group is left behind."""

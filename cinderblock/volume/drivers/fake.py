@@ -1,0 +1,328 @@
+"""FakeDriver: in-memory volumes for tests of everything above the driver.
+
+Each volume or snapshot is a size plus the 64 KiB chunks written so far (the rest reads as
+zeros), so a 1000 GiB volume costs nothing. Clones and snapshots copy the bytes and revert
+restores them, so tests can check data flows without real storage. `fail_next("create_volume")`
+makes the next call of a method raise DriverError, to drive failure paths without mocks.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from cinderblock.model.errors import DriverError
+from cinderblock.volume.driver import (
+    BackendStats,
+    ConnectionInfo,
+    Connector,
+    DriverOptions,
+    ModelUpdate,
+    PoolStats,
+    ProgressCallback,
+    SnapshotRef,
+    StorageListing,
+    VolumeDriver,
+    VolumeRef,
+    no_progress,
+)
+
+LOG = logging.getLogger(__name__)
+
+GiB = 1024**3
+POOL = "fake"
+
+fake_opts = (
+    cfg.IntOpt("fake_capacity_gb", default=1000, min=0, help="Total capacity the fake pool reports."),
+    cfg.BoolOpt(
+        "fake_keep_across_restarts",
+        default=False,
+        help="Keep the fake's storage in a process-wide registry keyed by (state_path, backend), so a "
+        "new driver instance (a restarted service in tests) sees the volumes of the previous one.",
+    ),
+)
+
+
+CHUNK = 64 * 1024  # granularity of the sparse in-memory image
+
+
+@dataclass
+class Blob:
+    """A sparse image: size in bytes and the chunks written so far (the rest reads as zeros)."""
+
+    size: int
+    chunks: dict[int, bytearray] = field(default_factory=dict)
+
+    @property
+    def used_bytes(self) -> int:
+        return len(self.chunks) * CHUNK
+
+    def copy(self, size: int | None = None) -> Blob:
+        chunks = {index: bytearray(chunk) for index, chunk in self.chunks.items()}
+        return Blob(size=max(self.size, size or 0), chunks=chunks)
+
+    def _check(self, offset: int, length: int, what: str) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise DriverError(f"{what} [{offset}, {offset + length}) outside a {self.size}-byte volume")
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check(offset, length, "read")
+        out = bytearray(length)
+        pos = offset
+        while pos < offset + length:
+            index, start = divmod(pos, CHUNK)
+            n = min(CHUNK - start, offset + length - pos)
+            chunk = self.chunks.get(index)
+            if chunk is not None:
+                out[pos - offset:pos - offset + n] = chunk[start:start + n]
+            pos += n
+        return bytes(out)
+
+    def write(self, offset: int, payload: bytes) -> None:
+        self._check(offset, len(payload), "write")
+        pos = offset
+        while pos < offset + len(payload):
+            index, start = divmod(pos, CHUNK)
+            n = min(CHUNK - start, offset + len(payload) - pos)
+            chunk = self.chunks.setdefault(index, bytearray(CHUNK))
+            chunk[start:start + n] = payload[pos - offset:pos - offset + n]
+            pos += n
+
+
+@dataclass
+class FakeStore:
+    """Everything the fake backend 'has'; outlives a driver instance when shared."""
+
+    volumes: dict[str, Blob] = field(default_factory=dict)
+    snapshots: dict[str, Blob] = field(default_factory=dict)
+    # volume id -> hosts it is connected to (None for a connector without a host)
+    exports: dict[str, list[str | None]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class FakeDriver(VolumeDriver):
+    VERSION = "1.0.0"
+    OPTIONS = fake_opts
+
+    _registry: ClassVar[dict[tuple[str, str], FakeStore]] = {}
+
+    def __init__(self, backend_name: str, options: DriverOptions, state_path: str) -> None:
+        super().__init__(backend_name, options, state_path)
+        if options.get("fake_keep_across_restarts"):
+            self.store = self._registry.setdefault((state_path, backend_name), FakeStore())
+        else:
+            self.store = FakeStore()
+        self._failures: dict[str, list[BaseException]] = defaultdict(list)
+        # Every contract call, in order, as (method, resource id): lets tests assert what happened.
+        self.calls: list[tuple[str, str | None]] = []
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Drop every shared store (test teardown)."""
+        cls._registry.clear()
+
+    # -- failure injection ---------------------------------------------------------------------
+
+    def fail_next(self, method: str, error: BaseException | None = None, times: int = 1) -> None:
+        """Make the next `times` calls of method raise error (default DriverError)."""
+        if not callable(getattr(VolumeDriver, method, None)):
+            raise ValueError(f"{method!r} is not a VolumeDriver method")
+        for _ in range(times):
+            self._failures[method].append(error or DriverError(f"injected failure in {method}"))
+
+    def _enter(self, method: str, ident: str | None = None) -> None:
+        self.calls.append((method, ident))
+        pending = self._failures.get(method)
+        if pending:
+            raise pending.pop(0)
+
+    # -- test access to the bytes --------------------------------------------------------------
+
+    def read(self, volume_id: str, offset: int, length: int) -> bytes:
+        return self._volume(volume_id).read(offset, length)
+
+    def write(self, volume_id: str, offset: int, payload: bytes) -> None:
+        with self.store.lock:
+            self._volume(volume_id).write(offset, payload)
+
+    def read_snapshot(self, snapshot_id: str, offset: int, length: int) -> bytes:
+        return self._snapshot(snapshot_id).read(offset, length)
+
+    def size_bytes(self, volume_id: str) -> int:
+        return self._volume(volume_id).size
+
+    def connected_hosts(self, volume_id: str) -> list[str | None]:
+        return list(self.store.exports.get(volume_id, []))
+
+    def _volume(self, volume_id: str) -> Blob:
+        blob = self.store.volumes.get(volume_id)
+        if blob is None:
+            raise DriverError(f"fake volume {volume_id} does not exist")
+        return blob
+
+    def _snapshot(self, snapshot_id: str) -> Blob:
+        blob = self.store.snapshots.get(snapshot_id)
+        if blob is None:
+            raise DriverError(f"fake snapshot {snapshot_id} does not exist")
+        return blob
+
+    def _check_pool(self, volume: VolumeRef) -> None:
+        if volume.pool and volume.pool.rsplit("#", 1)[-1] != POOL:
+            raise DriverError(f"unknown pool {volume.pool!r} (the fake has only {POOL!r})")
+
+    def _add_volume(self, volume: VolumeRef, blob: Blob) -> ModelUpdate:
+        self._check_pool(volume)
+        with self.store.lock:
+            if volume.id in self.store.volumes:
+                raise DriverError(f"fake volume {volume.id} already exists")
+            self.store.volumes[volume.id] = blob
+        return ModelUpdate(provider_location=f"fake://{POOL}/{volume.name}")
+
+    # -- contract ------------------------------------------------------------------------------
+
+    def do_setup(self) -> None:
+        self._enter("do_setup")
+
+    def check_for_setup_error(self) -> None:
+        self._enter("check_for_setup_error")
+
+    def get_stats(self) -> BackendStats:
+        self._enter("get_stats")
+        total = float(self.options.get("fake_capacity_gb", 1000))
+        with self.store.lock:
+            provisioned = sum(b.size for b in self.store.volumes.values()) / GiB
+            used = (sum(b.used_bytes for b in self.store.volumes.values())
+                    + sum(b.used_bytes for b in self.store.snapshots.values())) / GiB
+        ratio = str(self.options.get("max_over_subscription_ratio") or "20.0")
+        return BackendStats(
+            volume_backend_name=str(self.options.get("volume_backend_name") or self.backend_name),
+            vendor_name="cinderblock",
+            driver_version=self.VERSION,
+            storage_protocol="fake",
+            pools=(PoolStats(
+                name=POOL,
+                total_capacity_gb=total,
+                free_capacity_gb=max(0.0, round(total - used, 2)),
+                provisioned_capacity_gb=round(provisioned, 2),
+                allocated_capacity_gb=round(provisioned, 2),
+                reserved_percentage=int(self.options.get("reserved_percentage") or 0),
+                max_over_subscription_ratio=20.0 if ratio.lower() == "auto" else float(ratio),
+            ),),
+            capabilities={"multiattach": True, "QoS_support": False},
+        )
+
+    def create_volume(self, volume: VolumeRef) -> ModelUpdate:
+        self._enter("create_volume", volume.id)
+        return self._add_volume(volume, Blob(size=volume.size_gb * GiB))
+
+    def delete_volume(self, volume: VolumeRef) -> None:
+        self._enter("delete_volume", volume.id)
+        with self.store.lock:
+            self.store.volumes.pop(volume.id, None)
+            self.store.exports.pop(volume.id, None)
+
+    def volume_exists(self, volume: VolumeRef) -> bool:
+        self._enter("volume_exists", volume.id)
+        return volume.id in self.store.volumes
+
+    def extend_volume(self, volume: VolumeRef, new_size_gb: int) -> None:
+        self._enter("extend_volume", volume.id)
+        with self.store.lock:
+            blob = self._volume(volume.id)
+            if new_size_gb * GiB < blob.size:
+                raise DriverError(f"cannot shrink fake volume {volume.id} to {new_size_gb} GiB")
+            blob.size = new_size_gb * GiB
+
+    def create_snapshot(self, snapshot: SnapshotRef, progress: ProgressCallback = no_progress) -> ModelUpdate:
+        self._enter("create_snapshot", snapshot.id)
+        with self.store.lock:
+            if snapshot.id in self.store.snapshots:
+                raise DriverError(f"fake snapshot {snapshot.id} already exists")
+            self.store.snapshots[snapshot.id] = self._volume(snapshot.volume.id).copy()
+        progress(100)
+        return ModelUpdate(provider_location=f"fake://{POOL}/{snapshot.name}")
+
+    def delete_snapshot(self, snapshot: SnapshotRef) -> None:
+        self._enter("delete_snapshot", snapshot.id)
+        with self.store.lock:
+            self.store.snapshots.pop(snapshot.id, None)
+
+    def create_volume_from_snapshot(
+        self, volume: VolumeRef, snapshot: SnapshotRef, progress: ProgressCallback = no_progress
+    ) -> ModelUpdate:
+        self._enter("create_volume_from_snapshot", volume.id)
+        with self.store.lock:
+            source = self._snapshot(snapshot.id)
+            if volume.size_gb * GiB < source.size:
+                raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its snapshot")
+            update = self._add_volume(volume, source.copy(volume.size_gb * GiB))
+        progress(100)
+        return update
+
+    def create_cloned_volume(
+        self, volume: VolumeRef, source: VolumeRef, progress: ProgressCallback = no_progress
+    ) -> ModelUpdate:
+        self._enter("create_cloned_volume", volume.id)
+        with self.store.lock:
+            blob = self._volume(source.id)
+            if volume.size_gb * GiB < blob.size:
+                raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its source")
+            update = self._add_volume(volume, blob.copy(volume.size_gb * GiB))
+        progress(100)
+        return update
+
+    def revert_to_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> None:
+        self._enter("revert_to_snapshot", volume.id)
+        with self.store.lock:
+            current = self._volume(volume.id)
+            # Like the file driver: bytes of the snapshot, size never below the volume's.
+            self.store.volumes[volume.id] = self._snapshot(snapshot.id).copy(current.size)
+
+    def create_export(self, volume: VolumeRef, connector: Connector) -> ModelUpdate:
+        self._enter("create_export", volume.id)
+        with self.store.lock:
+            self._volume(volume.id)
+            self.store.exports.setdefault(volume.id, [])
+        return ModelUpdate()
+
+    def initialize_connection(self, volume: VolumeRef, connector: Connector) -> ConnectionInfo:
+        self._enter("initialize_connection", volume.id)
+        with self.store.lock:
+            hosts = self.store.exports.get(volume.id)
+            if hosts is None:
+                raise DriverError(f"fake volume {volume.id} is not exported; create_export first")
+            if connector.host not in hosts:
+                hosts.append(connector.host)
+        data: dict[str, Any] = {"volume_id": volume.id}
+        return ConnectionInfo(driver_volume_type="fake", data=data)
+
+    def terminate_connection(self, volume: VolumeRef, connector: Connector | None) -> None:
+        self._enter("terminate_connection", volume.id)
+        with self.store.lock:
+            hosts = self.store.exports.get(volume.id)
+            if hosts is None:
+                return
+            if connector is None:
+                hosts.clear()
+            elif connector.host in hosts:
+                hosts.remove(connector.host)
+
+    def remove_export(self, volume: VolumeRef) -> None:
+        self._enter("remove_export", volume.id)
+        with self.store.lock:
+            self.store.exports.pop(volume.id, None)
+
+    def export_exists(self, volume: VolumeRef) -> bool:
+        self._enter("export_exists", volume.id)
+        return volume.id in self.store.exports
+
+    def list_storage(self) -> StorageListing:
+        self._enter("list_storage")
+        with self.store.lock:
+            return StorageListing(volumes={ident: blob.size for ident, blob in self.store.volumes.items()},
+                                  snapshots=frozenset(self.store.snapshots),
+                                  exports=frozenset(self.store.exports))

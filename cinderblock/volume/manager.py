@@ -1,0 +1,116 @@
+"""The volume service of one backend: the RPC endpoint that dispatches to one workflow per operation.
+
+Casts (create, delete, extend, snapshots, revert) have no caller waiting: when the database is away
+as one arrives, the workflow waits for it (retry_db) instead of dropping the message on the floor.
+Calls fail at once (the API answers 503).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from cinderblock.config.settings import BackendSettings
+from cinderblock.coordination import LocalLocks
+from cinderblock.db.engine import Database
+from cinderblock.model.records import ADMIN_CONTEXT, RequestContext, RequestSpec
+from cinderblock.rpc.clients import SchedulerClient
+from cinderblock.volume import reporting
+from cinderblock.volume.driver import VolumeDriver
+from cinderblock.volume.workflows import attach, create, delete, extend, groups, snapshot
+from cinderblock.volume.workflows.common import WorkflowDeps, retry_db
+
+LOG = logging.getLogger(__name__)
+
+Context = dict[str, Any]
+
+
+class VolumeManager:
+    """RPC endpoint; every public method is one remote call of rpc.clients.VolumeClient."""
+
+    def __init__(self, backend: BackendSettings, db: Database, driver: VolumeDriver,
+                 scheduler: SchedulerClient, stats_interval: float, locks: LocalLocks | None = None) -> None:
+        self.backend = backend
+        self.driver = driver
+        self.scheduler = scheduler
+        self.reporter = reporting.StatsReporter(backend, db, driver, scheduler, stats_interval)
+        self.deps = WorkflowDeps(db=db, driver=driver, backend=backend, stats_changed=self.reporter.request,
+                                 locks=locks or LocalLocks())
+        self.ready = threading.Event()
+
+    def _cast(self, what: str, workflow: Callable[[], None]) -> None:
+        retry_db(workflow, f"{what} on {self.backend.service_host}")
+
+    # --- volumes -------------------------------------------------------------------------
+    def create_volume(self, context: Context, volume_id: str, pool: str | None,
+                      request_spec: dict[str, Any] | None = None) -> None:
+        # With the scheduler's spec, a driver failure goes back to the scheduler for another backend.
+        spec = RequestSpec.from_wire(request_spec) if request_spec else None
+        caller = RequestContext.from_wire(context)
+
+        def reschedule(retry: RequestSpec) -> None:
+            self.scheduler.create_volume(caller, retry)
+
+        self._cast(f"create of volume {volume_id}",
+                   lambda: create.create_volume(self.deps, volume_id, pool, spec, reschedule if spec else None))
+
+    def delete_volume(self, context: Context, volume_id: str) -> None:
+        self._cast(f"delete of volume {volume_id}", lambda: delete.delete_volume(self.deps, volume_id))
+
+    def extend_volume(self, context: Context, volume_id: str, new_size: int) -> None:
+        self._cast(f"extend of volume {volume_id}", lambda: extend.extend_volume(self.deps, volume_id, new_size))
+
+    # --- snapshots -----------------------------------------------------------------------
+    def create_snapshot(self, context: Context, snapshot_id: str) -> None:
+        self._cast(f"create of snapshot {snapshot_id}", lambda: snapshot.create_snapshot(self.deps, snapshot_id))
+
+    def delete_snapshot(self, context: Context, snapshot_id: str) -> None:
+        self._cast(f"delete of snapshot {snapshot_id}", lambda: snapshot.delete_snapshot(self.deps, snapshot_id))
+
+    def revert_to_snapshot(self, context: Context, volume_id: str, snapshot_id: str) -> None:
+        self._cast(f"revert of volume {volume_id}",
+                   lambda: snapshot.revert_to_snapshot(self.deps, volume_id, snapshot_id))
+
+    # --- groups (volume/workflows/groups.py) ---------------------------------------------
+    def create_group(self, context: Context, group_id: str) -> None:
+        groups.create_group(self.deps, group_id)
+
+    def update_group(self, context: Context, group_id: str, add_volumes: list[str],
+                     remove_volumes: list[str]) -> None:
+        groups.update_group(self.deps, group_id, add_volumes, remove_volumes)
+
+    def delete_group(self, context: Context, group_id: str) -> None:
+        groups.delete_group(self.deps, group_id)
+
+    def create_group_from_src(self, context: Context, group_id: str) -> None:
+        groups.create_group_from_src(self.deps, group_id)
+
+    def create_group_snapshot(self, context: Context, group_snapshot_id: str) -> None:
+        groups.create_group_snapshot(self.deps, group_snapshot_id)
+
+    def delete_group_snapshot(self, context: Context, group_snapshot_id: str) -> None:
+        groups.delete_group_snapshot(self.deps, group_snapshot_id)
+
+    # --- connections ---------------------------------------------------------------------
+    def initialize_connection(self, context: Context, volume_id: str, connector: dict[str, Any]) -> dict[str, Any]:
+        return attach.initialize_connection(self.deps, volume_id, connector)
+
+    def terminate_connection(self, context: Context, volume_id: str, connector: dict[str, Any] | None) -> None:
+        attach.terminate_connection(self.deps, volume_id, connector)
+
+    def attach_volume(self, context: Context, volume_id: str, attachment: dict[str, Any]) -> None:
+        attach.attach_volume(self.deps, volume_id, attachment)
+
+    def detach_volume(self, context: Context, volume_id: str, attachment_id: str | None) -> None:
+        attach.detach_volume(self.deps, volume_id, attachment_id)
+
+    # --- backend -------------------------------------------------------------------------
+    def get_capabilities(self, context: Context) -> dict[str, Any]:
+        return self.reporter.capabilities(refresh=True)
+
+    def publish_capabilities(self, context: Context) -> None:
+        self.reporter.request()
+
+    def report_now(self) -> None:
+        self.reporter.report(ADMIN_CONTEXT)

@@ -1,0 +1,143 @@
+"""At start-up: bring what a crash left in a transient state to an end state, checking storage.
+
+A status written by a dead process says only what was *started*. The storage says what happened:
+the driver lists what it holds (`list_storage`), taken BEFORE the rows are read, so anything created
+meanwhile by another service (a row always exists before its storage, and outlives it) is never
+mistaken for an orphan. Then:
+
+- rows of this service in a transient state reach an end state (table below);
+- settled rows whose storage is gone (`available` with no file...) become `error`: no row points
+  at nothing without saying so;
+- storage and exports with no row at all (in any service) are removed: nothing is leaked.
+
+    volume  creating   storage exists → available, else error
+            deleting   the delete runs again (idempotent)
+            extending  storage already at a larger size → that size and the previous status,
+                       else error_extending
+            reverting  error (the bytes may be either version); its snapshot goes back to available
+            attaching  in-use when it has attachments, else available (a reservation died with us)
+            detaching  in-use when it still has attachments, else available and the export removed
+    snapshot creating  storage exists → available, else error
+            deleting   the delete runs again
+            restoring  available
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import select
+
+from cinderblock.db import tables
+from cinderblock.db.cas import compare_and_swap
+from cinderblock.model import transitions as t
+from cinderblock.model.states import SnapshotStatus, VolumeStatus
+from cinderblock.volume.driver import SnapshotRef, StorageListing, VolumeRef
+from cinderblock.volume.workflows import delete, snapshot
+from cinderblock.volume.workflows.common import WorkflowDeps, volume_ref
+
+LOG = logging.getLogger(__name__)
+GiB = 1024**3
+# Settled statuses that promise the storage exists.
+HAS_STORAGE = frozenset({VolumeStatus.AVAILABLE, VolumeStatus.IN_USE, VolumeStatus.RESERVED})
+CHUNK = 500  # ids per IN (...) query
+
+
+def recover(deps: WorkflowDeps) -> None:
+    listing = deps.driver.list_storage()
+    prefix = deps.backend.service_host
+    with deps.db.read() as session:
+        volumes = list(session.scalars(select(tables.Volume).where(
+            (tables.Volume.host == prefix) | tables.Volume.host.like(f"{prefix}#%"))))
+        snapshots = list(_in_chunks(session, tables.Snapshot, tables.Snapshot.volume_id, [v.id for v in volumes]))
+    # Orphans are judged now, before the transient rows are settled (a rerun delete removes rows).
+    volume_rows = _existing(deps, tables.Volume, set(listing.volumes) | set(listing.exports))
+    snapshot_rows = _existing(deps, tables.Snapshot, listing.snapshots)
+    for volume in volumes:
+        _recover_volume(deps, volume, listing)
+    for snap in snapshots:
+        _recover_snapshot(deps, snap, listing)
+    _remove_orphans(deps, listing, volume_rows, snapshot_rows)
+
+
+def _in_chunks(session: Any, table: Any, column: Any, values: list[str]) -> Iterator[Any]:
+    for start in range(0, len(values), CHUNK):
+        yield from session.scalars(select(table).where(column.in_(values[start:start + CHUNK])))
+
+
+def _set(deps: WorkflowDeps, table: type, ident: str, expected: str, status: str, reason: str,
+         **values: Any) -> None:
+    LOG.warning("recovery: %s %s %s → %s (%s)", table.__name__, ident, expected, status, reason)
+    with deps.db.write() as session:
+        compare_and_swap(session, table, ident, {"status": expected},
+                         {"status": status, "error_reason": f"recovered after restart: {reason}", **values})
+
+
+def _recover_volume(deps: WorkflowDeps, volume: tables.Volume, listing: StorageListing) -> None:
+    status, stored = volume.status, listing.volumes.get(volume.id)
+    if status == VolumeStatus.CREATING:
+        # Drivers only make a volume visible under its final name once it is complete.
+        if stored is not None:
+            _set(deps, tables.Volume, volume.id, status, VolumeStatus.AVAILABLE, "storage exists")
+        else:
+            _set(deps, tables.Volume, volume.id, status, VolumeStatus.ERROR, "storage was never completed")
+    elif status == VolumeStatus.DELETING:
+        LOG.warning("recovery: Volume %s deleting: the delete runs again", volume.id)
+        delete.delete_volume(deps, volume.id)
+    elif status == VolumeStatus.EXTENDING:
+        if stored is not None and stored > volume.size * GiB:
+            _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
+                 "extend had completed on storage", size=math.ceil(stored / GiB))
+        else:
+            _set(deps, tables.Volume, volume.id, status, t.VOLUME_EXTEND.failure, "extend interrupted")
+    elif status == VolumeStatus.REVERTING:
+        _set(deps, tables.Volume, volume.id, status, t.VOLUME_REVERT.failure, "revert interrupted")
+    elif status in (VolumeStatus.ATTACHING, VolumeStatus.DETACHING):
+        attached = bool(volume.attachments)
+        _set(deps, tables.Volume, volume.id, status, VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE,
+             f"{status} interrupted")
+        if not attached and volume.id in listing.exports:
+            deps.driver.remove_export(volume_ref(volume))
+    elif status in HAS_STORAGE and stored is None:
+        _set(deps, tables.Volume, volume.id, status, VolumeStatus.ERROR, "its storage is missing")
+
+
+def _recover_snapshot(deps: WorkflowDeps, snap: tables.Snapshot, listing: StorageListing) -> None:
+    stored = snap.id in listing.snapshots
+    if snap.status == SnapshotStatus.CREATING:
+        if stored:
+            _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.AVAILABLE, "storage exists")
+        else:
+            _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.ERROR, "creation interrupted")
+    elif snap.status == SnapshotStatus.DELETING:
+        LOG.warning("recovery: Snapshot %s deleting: the delete runs again", snap.id)
+        snapshot.delete_snapshot(deps, snap.id)
+    elif snap.status == SnapshotStatus.RESTORING:
+        _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.AVAILABLE, "revert interrupted")
+    elif snap.status == SnapshotStatus.AVAILABLE and not stored:
+        _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.ERROR, "its storage is missing")
+
+
+def _remove_orphans(deps: WorkflowDeps, listing: StorageListing, volume_rows: set[str],
+                    snapshot_rows: set[str]) -> None:
+    """Storage with no row at all, in any service: left by a crash between storage and row work."""
+    for volume_id in sorted(set(listing.volumes) - volume_rows):
+        LOG.warning("recovery: removing orphan volume %s (no row)", volume_id)
+        deps.driver.delete_volume(VolumeRef(id=volume_id, size_gb=0))  # also withdraws its export
+    for volume_id in sorted(listing.exports - volume_rows - set(listing.volumes)):
+        LOG.warning("recovery: removing orphan export of volume %s (no row)", volume_id)
+        deps.driver.remove_export(VolumeRef(id=volume_id, size_gb=0))
+    for snapshot_id in sorted(listing.snapshots - snapshot_rows):
+        LOG.warning("recovery: removing orphan snapshot %s (no row)", snapshot_id)
+        deps.driver.delete_snapshot(SnapshotRef(id=snapshot_id, volume=VolumeRef(id="", size_gb=0), size_gb=0))
+
+
+def _existing(deps: WorkflowDeps, table: Any, ids: Iterable[str]) -> set[str]:
+    wanted = sorted(ids)
+    found: set[str] = set()
+    with deps.db.read() as session:
+        for start in range(0, len(wanted), CHUNK):
+            found.update(session.scalars(select(table.id).where(table.id.in_(wanted[start:start + CHUNK]))))
+    return found

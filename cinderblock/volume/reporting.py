@@ -1,0 +1,96 @@
+"""Capability reports: driver stats → every scheduler (fan-out) and the service row."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from cinderblock.config.settings import BackendSettings
+from cinderblock.db.engine import Database
+from cinderblock.db.repos import services
+from cinderblock.model.records import ADMIN_CONTEXT, RequestContext
+from cinderblock.rpc.clients import SchedulerClient
+from cinderblock.volume.driver import BackendStats, VolumeDriver
+
+LOG = logging.getLogger(__name__)
+VOLUME_BINARY = "cinder-volume"
+
+
+def stats_to_capabilities(stats: BackendStats, backend: BackendSettings) -> dict[str, Any]:
+    """The wire shape the scheduler and `get_pools` use: backend keys plus one dict per pool."""
+    common = {
+        "volume_backend_name": stats.volume_backend_name,
+        "vendor_name": stats.vendor_name,
+        "driver_version": stats.driver_version,
+        "storage_protocol": stats.storage_protocol,
+        "availability_zone": backend.availability_zone,
+        **dict(stats.capabilities),
+    }
+    pools = []
+    for pool in stats.pools:
+        pools.append({
+            **common,
+            "pool_name": pool.name,
+            "total_capacity_gb": pool.total_capacity_gb,
+            "free_capacity_gb": pool.free_capacity_gb,
+            "allocated_capacity_gb": pool.allocated_capacity_gb,
+            "provisioned_capacity_gb": pool.provisioned_capacity_gb,
+            "reserved_percentage": pool.reserved_percentage,
+            "max_over_subscription_ratio": pool.max_over_subscription_ratio,
+            "thin_provisioning_support": pool.thin_provisioning_support,
+            "thick_provisioning_support": pool.thick_provisioning_support,
+            **dict(pool.capabilities),
+        })
+    return {**common, "pools": pools}
+
+
+class StatsReporter:
+    """Reports periodically, and soon after `request()` (coalescing bursts of changes)."""
+
+    COALESCE_SECONDS = 0.5
+
+    def __init__(self, backend: BackendSettings, db: Database, driver: VolumeDriver,
+                 scheduler: SchedulerClient, interval: float) -> None:
+        self.backend, self.db, self.driver, self.scheduler = backend, db, driver, scheduler
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last: dict[str, Any] = {}
+
+    def capabilities(self, refresh: bool = False) -> dict[str, Any]:
+        if refresh or not self._last:
+            self._last = stats_to_capabilities(self.driver.get_stats(), self.backend)
+        return self._last
+
+    def report(self, context: RequestContext = ADMIN_CONTEXT) -> None:
+        capabilities = self.capabilities(refresh=True)
+        self.scheduler.update_service_capabilities(context, self.backend.service_host, capabilities)
+        with self.db.write() as session:
+            services.heartbeat(session, self.backend.service_host, VOLUME_BINARY, capabilities)
+
+    def request(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"stats-{self.backend.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            if self._stop.is_set():
+                return
+            if self._wake.is_set():
+                self._stop.wait(self.COALESCE_SECONDS)
+                self._wake.clear()
+            try:
+                self.report()
+            except Exception:  # a failed report must not end reporting
+                LOG.exception("capability report of %s failed", self.backend.service_host)
