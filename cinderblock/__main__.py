@@ -1,0 +1,3 @@
+from cinderblock.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The domain services the routers use, held on the app and handed out as a dependency."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cinderblock.api.policy import Policy
+from cinderblock.config.settings import Settings
+from cinderblock.domain.services import ServiceRegistry
+from cinderblock.domain.snapshots import SnapshotService
+from cinderblock.domain.types import TypeService
+from cinderblock.domain.volumes import VolumeService
+from cinderblock.domain.limits import LimitService
+from cinderblock.domain.messages import MessageService
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    settings: Settings
+    volumes: VolumeService
+    snapshots: SnapshotService
+    types: TypeService
+    services: ServiceRegistry
+    limits: LimitService
+    messages: MessageService
+    # Built from the settings' files unless given: the composition root need not know about policy.
+    policy: Policy = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            object.__setattr__(self, "policy", Policy.from_config_files(self.settings.config_files))
+
+
+async def get_services(request: Request) -> ApiServices:
+    services: ApiServices = request.app.state.services
+    return services
+
+
+Svc = Annotated[ApiServices, Depends(get_services)]

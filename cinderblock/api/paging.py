@@ -1,0 +1,116 @@
+"""List parameters: limit, marker, offset, sort, filters, and absolute next links."""
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from cinderblock.api import microversions as mv
+from cinderblock.api.context import base_url
+from cinderblock.db.query import ListQuery
+from cinderblock.model.errors import InvalidInput
+
+PAGING_KEYS = {"limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count", "all_tenants"}
+# API name → column name.
+ALIASES = {"name": "display_name", "display_name": "display_name", "description": "display_description"}
+
+
+DB_MAX_INT = 2**31 - 1  # Cinder's bound on offset: the databases' INTEGER
+
+
+def _int(value: str, name: str, minimum: int, maximum: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(f"Invalid input received: {name} param must be an integer") from None
+    if number < minimum:
+        raise InvalidInput(f"Invalid input received: {name} param must be positive")
+    if maximum is not None and number > maximum:
+        raise InvalidInput(f"Invalid input received: {name} param must be <= {maximum}")
+    return number
+
+
+def parse_sort(params: Mapping[str, str], sortable: set[str]) -> list[tuple[str, str]]:
+    if "sort" in params and ("sort_key" in params or "sort_dir" in params):
+        raise InvalidInput("Invalid input received: The 'sort_key' and 'sort_dir' parameters are deprecated and "
+                           "cannot be used with the 'sort' parameter.")
+    pairs: list[tuple[str, str]] = []
+    if "sort" in params:
+        for item in params["sort"].split(","):
+            key, _, direction = item.strip().partition(":")
+            pairs.append((key, direction or "desc"))
+    elif "sort_key" in params or "sort_dir" in params:
+        pairs.append((params.get("sort_key", "created_at"), params.get("sort_dir", "desc")))
+    else:
+        pairs.append(("created_at", "desc"))
+    result = []
+    for key, direction in pairs:
+        column = ALIASES.get(key, key)
+        if column not in sortable:
+            raise InvalidInput(f"Invalid input received: Invalid sort key {key}")
+        if direction not in ("asc", "desc"):
+            raise InvalidInput(f"Invalid input received: Invalid sort dir {direction}")
+        result.append((column, direction))
+    return result
+
+
+def literal(value: str) -> Any:
+    """Cinder passes non-string filter values through literal evaluation (size=1 is an int)."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def truthy(value: str | None) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "y", "on", "t")
+
+
+def parse_list(request: Request, version: mv.Version, max_limit: int, sortable: set[str],
+               allowed_filters: Sequence[str], columns: Mapping[str, str], is_admin: bool) -> tuple[ListQuery, dict[str, Any]]:
+    """→ the query for the database, plus filters the caller applies itself (e.g. metadata)."""
+    params = dict(request.query_params)
+    limit = min(_int(params["limit"], "limit", 0), max_limit) if "limit" in params else max_limit
+    offset = _int(params["offset"], "offset", 0, DB_MAX_INT) if "offset" in params else 0
+    filters: dict[str, Any] = {}
+    like: dict[str, str] = {}
+    special: dict[str, Any] = {}
+    unknown = []
+    for key, value in params.items():
+        if key in PAGING_KEYS:
+            continue
+        # Below 3.34 `name~` is not a LIKE filter but an unknown key of its own.
+        fuzzy = key.endswith("~") and version.at_least(mv.LIKE_FILTER)
+        name = key[:-1] if fuzzy else key
+        if name not in allowed_filters and name not in columns:
+            if not is_admin:
+                unknown.append(key)
+            continue
+        column = columns.get(name)
+        if column is None:
+            special[name] = value
+        elif fuzzy:
+            like[column] = value
+        else:
+            filters[column] = literal(value) if column not in ("display_name", "display_description") else value
+    if unknown and version.at_least(mv.RESOURCE_FILTER):
+        raise InvalidInput(f"Invalid input received: Invalid filters {','.join(unknown)} are found in query options.")
+    query = ListQuery(filters=filters, like_filters=like, sort=parse_sort(params, sortable), limit=limit,
+                      marker=params.get("marker"), offset=offset,
+                      with_count=version.at_least(mv.SUPPORT_COUNT_INFO) and truthy(params.get("with_count")))
+    return query, special
+
+
+def next_link(request: Request, public_endpoint: str | None, collection_path: str, items: Sequence[Any],
+              limit: int, key: str) -> dict[str, Any]:
+    """`{"<key>": [{"rel": "next", "href": ...}]}` when the page is full, else {}."""
+    if not items or len(items) < limit:
+        return {}
+    params = {k: v for k, v in request.query_params.items() if k != "marker"}
+    params["marker"] = items[-1].id
+    href = (f"{base_url(request, public_endpoint)}{request.state.url_prefix}/{collection_path}"
+            f"?{urlencode(params)}")
+    return {key: [{"rel": "next", "href": href}]}

@@ -1,0 +1,103 @@
+"""/group_types (3.11): list, show, create, update, delete, and their group specs."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse, Response
+
+from cinderblock.api.context import Ctx, Pol, authorize, min_version
+from cinderblock.api.group_deps import GSvc
+from cinderblock.api.schemas.groups import GroupSpecs, GroupTypeCreate, GroupTypeUpdate, body_of
+from cinderblock.api.views import groups as views
+from cinderblock.model.errors import InvalidInput, NotFound
+
+router = APIRouter(prefix="/v3", tags=["group types"], dependencies=[min_version((3, 11))])
+
+
+def _is_public(value: str | None) -> bool | None:
+    if value is None or value.lower() == "none":
+        return None
+    return value.lower() in ("1", "true", "yes", "t", "on")
+
+
+@router.get("/group_types", summary="List group types")
+def list_group_types(request: Request, gsvc: GSvc, context: Ctx, policy: Pol) -> JSONResponse:
+    params = request.query_params
+    rows = gsvc.group_types.list(context, _is_public(params.get("is_public")) if "is_public" in params else True,
+                                 params.get("name"))
+    specs = policy.check(context, "group:access_group_types_specs")
+    return JSONResponse({"group_types": [views.group_type(r, specs) for r in rows]})
+
+
+@router.get("/group_types/{ref}", summary="Show a group type (or the default one)")
+def show_group_type(ref: str, gsvc: GSvc, context: Ctx, policy: Pol) -> JSONResponse:
+    return JSONResponse({"group_type": views.group_type(gsvc.group_types.get(context, ref),
+                                                        policy.check(context, "group:access_group_types_specs"))})
+
+
+@router.post("/group_types", status_code=202, summary="Create a group type",
+             dependencies=[authorize("group:group_types_manage")])
+def create_group_type(gsvc: GSvc, context: Ctx, body: Any = Body(...)) -> JSONResponse:
+    spec = body_of(GroupTypeCreate, body, "group_type")
+    row = gsvc.group_types.create(spec.name, spec.description, spec.is_public, spec.group_specs or {})
+    return JSONResponse({"group_type": views.group_type(row)}, status_code=202)
+
+
+@router.put("/group_types/{ref}", summary="Rename a group type, change its description or visibility",
+            dependencies=[authorize("group:group_types_manage")])
+def update_group_type(ref: str, gsvc: GSvc, context: Ctx, body: Any = Body(...)) -> JSONResponse:
+    spec = body_of(GroupTypeUpdate, body, "group_type")
+    if spec.name is None and spec.description is None and spec.is_public is None:
+        raise InvalidInput("Invalid input received: Specify group type name, description or is_public.")
+    if spec.name is not None and not spec.name.strip():
+        raise InvalidInput("Invalid input received: Group type name can not be empty.")
+    row = gsvc.group_types.update(context, ref, spec.name, spec.description, spec.is_public)
+    return JSONResponse({"group_type": views.group_type(row)})
+
+
+@router.delete("/group_types/{ref}", status_code=202, summary="Delete a group type",
+               dependencies=[authorize("group:group_types_manage")])
+def delete_group_type(ref: str, gsvc: GSvc, context: Ctx) -> Response:
+    gsvc.group_types.delete(context, ref)
+    return Response(status_code=202)
+
+
+@router.get("/group_types/{ref}/group_specs", summary="A group type's specs",
+            dependencies=[authorize("group:group_types_specs")])
+def list_specs(ref: str, gsvc: GSvc, context: Ctx) -> JSONResponse:
+    return JSONResponse({"group_specs": gsvc.group_types.specs(context, ref)})
+
+
+@router.post("/group_types/{ref}/group_specs", status_code=202, summary="Set group specs",
+             dependencies=[authorize("group:group_types_specs")])
+def set_specs(ref: str, gsvc: GSvc, context: Ctx, body: Any = Body(...)) -> JSONResponse:
+    if not isinstance(body, dict) or not isinstance(body.get("group_specs"), dict):
+        raise InvalidInput("Missing required element 'group_specs' in request body.")
+    specs = GroupSpecs.model_validate(body).group_specs
+    return JSONResponse({"group_specs": gsvc.group_types.set_specs(context, ref, specs)}, status_code=202)
+
+
+@router.get("/group_types/{ref}/group_specs/{key}", summary="One group spec",
+            dependencies=[authorize("group:group_types_specs")])
+def show_spec(ref: str, key: str, gsvc: GSvc, context: Ctx) -> JSONResponse:
+    specs = gsvc.group_types.specs(context, ref)
+    if key not in specs:
+        raise NotFound(f"Group Type {ref} has no specs with key {key}.")
+    return JSONResponse({key: specs[key]})
+
+
+@router.put("/group_types/{ref}/group_specs/{key}", summary="Set one group spec",
+            dependencies=[authorize("group:group_types_specs")])
+def update_spec(ref: str, key: str, gsvc: GSvc, context: Ctx, body: Any = Body(...)) -> JSONResponse:
+    if not isinstance(body, dict) or key not in body or len(body) != 1:
+        raise InvalidInput("Invalid input received: Request body and URI mismatch")
+    gsvc.group_types.set_specs(context, ref, {key: str(body[key])})
+    return JSONResponse({key: str(body[key])})
+
+
+@router.delete("/group_types/{ref}/group_specs/{key}", status_code=202, summary="Delete one group spec",
+               dependencies=[authorize("group:group_types_specs")])
+def delete_spec(ref: str, key: str, gsvc: GSvc, context: Ctx) -> Response:
+    gsvc.group_types.delete_spec(context, ref, key)
+    return Response(status_code=202)

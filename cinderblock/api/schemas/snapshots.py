@@ -1,0 +1,35 @@
+"""Request bodies of /snapshots."""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from cinderblock.api.schemas.common import Bool, Lenient, Metadata, Name
+
+
+class SnapshotCreate(Lenient):
+    volume_id: str
+    name: Name | None = None
+    display_name: Name | None = None
+    description: Name | None = None
+    display_description: Name | None = None
+    force: Bool | None = None
+    metadata: Metadata | None = None
+
+
+class SnapshotCreateBody(BaseModel):
+    snapshot: SnapshotCreate
+
+
+class SnapshotUpdate(Lenient):
+    name: Name | None = None
+    display_name: Name | None = None
+    description: Name | None = None
+    display_description: Name | None = None
+
+
+class SnapshotUpdateBody(BaseModel):
+    snapshot: SnapshotUpdate
+
+
+class SnapshotResetStatus(BaseModel):
+    status: str

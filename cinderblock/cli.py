@@ -1,0 +1,188 @@
+"""`cinderblock` command line: sub-commands only; the runtime package does the work."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from cinderblock.config.settings import ConfigError, Settings, build_config, load_settings
+
+if TYPE_CHECKING:
+    from cinderblock.runtime.wiring import Core
+
+LOG = logging.getLogger("cinderblock")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cinderblock", description="Cinder v3 compatible block storage.")
+    parser.add_argument("--config-file", action="append", default=[], help="cinder.conf-style file (repeatable)")
+    parser.add_argument("--state-path", help="state directory (default ./cinderblock-data)")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="embedded mode: API + scheduler + volume services, one process")
+    serve.add_argument("--host", dest="listen", help="address to bind (osapi_volume_listen)")
+    serve.add_argument("--port", type=int, help="port to bind (osapi_volume_listen_port)")
+    api = commands.add_parser("api", help="the API service (scale-out)")
+    api.add_argument("--host", dest="listen")
+    api.add_argument("--port", type=int)
+    commands.add_parser("scheduler", help="the scheduler service (scale-out)")
+    commands.add_parser("volume", help="the volume service for every enabled backend (scale-out)")
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    sync = db_commands.add_parser("sync", help="create or upgrade the schema (Alembic)")
+    sync.add_argument("revision", nargs="?", default="head")
+    down = db_commands.add_parser("downgrade", help="downgrade the schema to a revision")
+    down.add_argument("revision")
+    policy = commands.add_parser("policy", help="authorisation rules")
+    policy.add_subparsers(dest="policy_command", required=True).add_parser(
+        "defaults", help="print the default policy rules (YAML, for [oslo_policy] policy_file)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    conf = build_config(config_files=args.config_file)
+    overrides = {"state_path": args.state_path, "osapi_volume_listen": getattr(args, "listen", None),
+                 "osapi_volume_listen_port": getattr(args, "port", None)}
+    settings = load_settings(conf, **overrides)
+    from cinderblock.api.auth import authenticator
+    from cinderblock.api.policy import Policy
+
+    # A bad policy file or [keystone_authtoken] section stops the start here, with its option named.
+    Policy.from_config_files(settings.config_files)
+    authenticator(settings)
+    return settings
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """Settings from parsed arguments (API workers rebuild theirs with this, see runtime/asgi.py)."""
+    return _settings(args)
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _serve_http(settings: Settings, app: object, workers: int = 1) -> None:
+    import uvicorn
+
+    # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again for the handler it
+    # found: make that a no-op so our own shutdown (services, database) still runs afterwards.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
+
+    # Several workers: app is an import string of a factory; uvicorn's supervisor restarts a worker
+    # that dies (kill -9) and stops them all on SIGTERM.
+    uvicorn.run(app, host=settings.listen, port=settings.port, log_level="warning", access_log=False,  # type: ignore[arg-type]
+                timeout_graceful_shutdown=5, workers=workers if workers > 1 else None, factory=workers > 1)
+
+
+def _serve_api_workers(settings: Settings, argv: list[str]) -> None:
+    """uvicorn's supervisor here, the app in each worker: this process never builds it (nor imports
+    it: workers start sooner on a small machine)."""
+    os.environ["CINDERBLOCK_API_ARGV"] = json.dumps(argv)  # read by runtime/asgi.py:create_app
+    _serve_http(settings, "cinderblock.runtime.asgi:create_app", workers=settings.api_workers)
+
+
+def _wait_forever() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+
+
+def _db(core: Core, args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import OperationalError
+
+    from cinderblock.db import migrate
+    from cinderblock.model.errors import ServiceUnavailable
+
+    try:
+        if args.db_command == "sync":
+            migrate.sync(core.db, args.revision)
+        else:
+            migrate.downgrade(core.db, args.revision)
+    except CommandError as error:  # unknown revision, or a downgrade past what exists
+        print(f"cinderblock: db {args.db_command} {args.revision}: {error}", file=sys.stderr)
+        return 1
+    except ServiceUnavailable as error:
+        print(f"cinderblock: db {args.db_command}: {error.message}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        print(f"cinderblock: db {args.db_command}: the database refused: {error.orig}", file=sys.stderr)
+        return 1
+    finally:
+        core.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    configure_logging(args.debug)
+    if args.command == "policy":
+        from cinderblock.api.policy import defaults_yaml
+
+        print(defaults_yaml(), end="")
+        return 0
+    try:
+        settings = _settings(args)
+    except ConfigError as error:
+        print(f"cinderblock: configuration error: {error}", file=sys.stderr)
+        return 2
+    os.makedirs(settings.state_path, exist_ok=True)
+    if args.command == "api" and settings.api_workers > 1:
+        _serve_api_workers(settings, argv)
+        return 0
+    from cinderblock.runtime import asgi, embedded, service, wiring
+
+    core = wiring.build_core(settings, service=args.command in ("scheduler", "volume"))
+    if args.command == "db":
+        return _db(core, args)
+    if args.command == "serve":
+        running = embedded.start_embedded(core)
+        LOG.info("cinderblock serving on http://%s:%d/v3 (state in %s)", settings.listen, settings.port,
+                 settings.state_path)
+        try:
+            _serve_http(settings, running.app)
+        finally:
+            running.stop()
+        return 0
+    if args.command == "api":
+        _serve_http(settings, asgi.build(core))
+        return 0
+    heartbeat = service.Heartbeat(core.db, settings.report_interval)
+    if args.command == "scheduler":
+        server = service.start_scheduler(settings, core.db, core.transport, heartbeat)
+        heartbeat.start()
+        _wait_forever()
+        server.stop()
+    else:
+        from cinderblock.coordination import make_locks
+
+        locks = make_locks(settings.coordination_url, settings.host)
+        locks.start()
+        started = service.start_volume_services(settings, core.db, core.transport, heartbeat, locks)
+        heartbeat.start()
+        _wait_forever()
+        for volume_service in started:
+            volume_service.stop()
+        locks.stop()
+    heartbeat.stop()
+    core.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""What the domain services share: their dependencies and small lookups."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cinderblock.config.settings import Settings
+from cinderblock.db import tables
+from cinderblock.db.engine import Database
+from cinderblock.db.loading import load_volume
+from cinderblock.model.errors import NotFound
+from cinderblock.model.records import RequestContext
+from cinderblock.rpc.clients import SchedulerClient, VolumeClient
+
+
+@dataclass
+class DomainDeps:
+    db: Database
+    settings: Settings
+    scheduler: SchedulerClient
+    volumes: VolumeClient
+
+
+def owned(row: Any, context: RequestContext) -> bool:
+    return context.is_admin or getattr(row, "project_id", context.project_id) == context.project_id
+
+
+def get_volume(session: Session, context: RequestContext, volume_id: str) -> tables.Volume:
+    volume = load_volume(session, volume_id)
+    if volume is None or not owned(volume, context):
+        raise NotFound.of("Volume", volume_id)
+    return volume
+
+
+def get_snapshot(session: Session, context: RequestContext, snapshot_id: str) -> tables.Snapshot:
+    snapshot = session.get(tables.Snapshot, snapshot_id)
+    if snapshot is None or not owned(snapshot, context):
+        raise NotFound.of("Snapshot", snapshot_id)
+    return snapshot
+
+
+def replace_metadata(session: Session, row: Any, item_class: type[Any], owner_key: str,
+                     metadata: dict[str, str], delete_missing: bool) -> None:
+    """Merge (or replace) key/value metadata of a volume or snapshot."""
+    current = {item.key: item for item in row.metadata_items}
+    for key, value in metadata.items():
+        if key in current:
+            current[key].value = value
+        else:
+            row.metadata_items.append(item_class(**{owner_key: row.id, "key": key, "value": value}))
+    if delete_missing:
+        for key, item in current.items():
+            if key not in metadata:
+                row.metadata_items.remove(item)

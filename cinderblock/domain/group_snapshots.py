@@ -1,0 +1,140 @@
+"""Group snapshots (3.14) and cgsnapshots: one snapshot per member, taken by the group's backend."""
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from cinderblock.db import group_tables as gt
+from cinderblock.db import tables
+from cinderblock.db.cas import compare_and_swap
+from cinderblock.db.query import ListQuery, list_rows
+from cinderblock.db.repos import quotas as quota_repo
+from cinderblock.domain import quotas
+from cinderblock.domain.common import DomainDeps, owned
+from cinderblock.domain.groups import CG_GROUP_TYPE, _by_name, get_group, group_service_host, members
+from cinderblock.domain.services import assert_not_frozen
+from cinderblock.model.errors import InvalidInput, InvalidState, NotFound, ServiceUnavailable
+from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupSnapshotStatus, GroupStatus
+from cinderblock.model.records import RequestContext
+from cinderblock.model.states import SnapshotStatus, VolumeStatus
+from cinderblock.model.usage import snapshot_usage
+
+DELETABLE = {GroupSnapshotStatus.AVAILABLE, GroupSnapshotStatus.ERROR}
+
+
+def get_group_snapshot(session: Session, context: RequestContext, ident: str, cg_api: bool = False) -> gt.GroupSnapshot:
+    row = session.get(gt.GroupSnapshot, ident) or _by_name(session, gt.GroupSnapshot, context, ident)
+    if row is None or not owned(row, context):
+        raise NotFound(f"{'CgSnapshot' if cg_api else 'GroupSnapshot'} {ident} could not be found.")
+    if not cg_api:
+        get_group(session, context, row.group_id)  # raises for a CG's snapshot
+    return row
+
+
+class GroupSnapshotService:
+    def __init__(self, deps: DomainDeps) -> None:
+        self.deps = deps
+        self.db = deps.db
+
+    def get(self, context: RequestContext, ident: str, cg_api: bool = False) -> gt.GroupSnapshot:
+        with self.db.read() as session:
+            return get_group_snapshot(session, context, ident, cg_api)
+
+    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool,
+             cg_api: bool = False) -> tuple[list[gt.GroupSnapshot], int | None]:
+        if not (context.is_admin and all_tenants):
+            query = query.scoped(project_id=context.project_id)
+        base = select(gt.GroupSnapshot)
+        if not cg_api:
+            base = base.where(~exists(select(gt.GroupType.id).where(
+                gt.GroupType.id == gt.GroupSnapshot.group_type_id, gt.GroupType.name == CG_GROUP_TYPE)))
+        with self.db.read() as session:
+            return list_rows(session, gt.GroupSnapshot, query, base)
+
+    def create(self, context: RequestContext, group_id: str, name: str | None, description: str | None,
+               cg_api: bool = False) -> gt.GroupSnapshot:
+        defaults = self.deps.settings.quotas.as_dict()
+        with self.db.write() as session:
+            group = get_group(session, context, group_id, cg_api)
+            if group.status != GroupStatus.AVAILABLE or group.host is None:
+                raise InvalidState(f"Invalid group: Group {group_id} status must be available, but current status "
+                                   f"is: {group.status}.")
+            assert_not_frozen(session, group.host)
+            volumes = members(session, group_id)
+            if not volumes:
+                raise InvalidInput(f"Invalid input received: Group {group_id} contains no volumes.")
+            for volume in volumes:
+                # Touch each member under its status: a racing delete or detach cannot slip in.
+                if not compare_and_swap(session, tables.Volume, volume.id,
+                                        {"status": {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}},
+                                        {"status": volume.status}, tables.Volume.migration_status.is_(None)):
+                    raise InvalidState(f"Invalid volume: Volume {volume.id} status must be available or in-use, "
+                                       f"but it is {volume.status}.")
+            limits = quotas.effective_limits(defaults, session, group.project_id)
+            gsnap = gt.GroupSnapshot(group_id=group_id, project_id=group.project_id, user_id=context.user_id,
+                                     display_name=name, display_description=description,
+                                     status=GroupSnapshotStatus.CREATING, group_type_id=group.group_type_id)
+            session.add(gsnap)
+            session.flush()
+            for volume in volumes:
+                quotas.consume(defaults, session, group.project_id,
+                               snapshot_usage(volume.size, volume.volume_type.name), limits)
+                snapshot = tables.Snapshot(
+                    volume_id=volume.id, project_id=group.project_id, user_id=context.user_id,
+                    display_name=f"snapshot-{gsnap.id}" if name is None else name, display_description=description,
+                    status=SnapshotStatus.CREATING, progress="0%", volume_size=volume.size,
+                    group_snapshot_id=gsnap.id)
+                snapshot.metadata_items = []
+                session.add(snapshot)
+            session.flush()
+            host = group_service_host(group)
+        try:
+            self.deps.volumes.create_group_snapshot(context, host, gsnap.id)
+        except ServiceUnavailable:
+            with self.db.write() as session:
+                self._destroy(session, gsnap.id)
+            raise
+        return gsnap
+
+    def _destroy(self, session: Session, ident: str) -> None:
+        for snapshot in session.scalars(select(tables.Snapshot).where(tables.Snapshot.group_snapshot_id == ident)):
+            volume = session.get(tables.Volume, snapshot.volume_id)
+            quota_repo.release(session, snapshot.project_id,
+                               snapshot_usage(snapshot.volume_size, volume.volume_type.name if volume else None))
+            session.delete(snapshot)
+        row = session.get(gt.GroupSnapshot, ident)
+        if row is not None:
+            session.delete(row)
+
+    def delete(self, context: RequestContext, ident: str, cg_api: bool = False) -> None:
+        with self.db.write() as session:
+            gsnap = get_group_snapshot(session, context, ident, cg_api)
+            group = session.get(gt.Group, gsnap.group_id)
+            assert group is not None and group.host is not None
+            creating_from = select(gt.Group.id).where(gt.Group.group_snapshot_id == ident,
+                                                      gt.Group.status == GroupStatus.CREATING)
+            if not compare_and_swap(session, gt.GroupSnapshot, ident, {"status": DELETABLE},
+                                    {"status": GroupSnapshotStatus.DELETING}, ~exists(creating_from)):
+                raise InvalidState(f"Invalid group snapshot: Group snapshot status must be available or error, "
+                                   f"and no group may be being created from it (status: {gsnap.status}).")
+            snaps = list(session.scalars(select(tables.Snapshot).where(tables.Snapshot.group_snapshot_id == ident)))
+            restore = {s.id: s.status for s in snaps}
+            for snap in snaps:
+                snap.status = SnapshotStatus.DELETING
+            host, previous = group_service_host(group), gsnap.status
+        try:
+            self.deps.volumes.delete_group_snapshot(context, host, ident)
+        except ServiceUnavailable:
+            with self.db.write() as session:
+                compare_and_swap(session, gt.GroupSnapshot, ident, {"status": GroupSnapshotStatus.DELETING},
+                                 {"status": previous})
+                for snapshot_id, status in restore.items():
+                    compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": SnapshotStatus.DELETING},
+                                     {"status": status})
+            raise
+
+    def reset_status(self, context: RequestContext, ident: str, status: str) -> None:
+        if status not in GROUP_SNAPSHOT_RESET_STATUSES:
+            raise InvalidInput(f"Invalid input received: Group snapshot status: {status}, is invalid.")
+        with self.db.write() as session:
+            get_group_snapshot(session, context, ident).status = status

@@ -1,0 +1,123 @@
+"""Group types (3.11) and their group specs; admin-managed like volume types."""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cinderblock.db import group_tables as gt
+from cinderblock.db.engine import Database
+from cinderblock.model.errors import Conflict, InvalidInput, NotFound
+from cinderblock.model.group_states import CG_GROUP_TYPE
+from cinderblock.model.records import RequestContext
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+def find_group_type(session: Session, context: RequestContext, ref: str) -> gt.GroupType:
+    """By id, else by name; private types only for admins. 404 otherwise."""
+    found = session.get(gt.GroupType, ref) if _is_uuid(ref) else None
+    if found is None:
+        found = session.scalars(select(gt.GroupType).where(gt.GroupType.name == ref)).unique().one_or_none()
+    if found is None or not (found.is_public or context.is_admin):
+        raise NotFound(f"Group type with name {ref} could not be found.")
+    return found
+
+
+class GroupTypeService:
+    def __init__(self, db: Database, default_group_type: str | None = None) -> None:
+        self.db = db
+        self.default_group_type = default_group_type
+
+    def list(self, context: RequestContext, is_public: bool | None = None, name: str | None = None) -> list[gt.GroupType]:
+        with self.db.read() as session:
+            statement = select(gt.GroupType).order_by(gt.GroupType.created_at, gt.GroupType.id)
+            if name is not None:
+                statement = statement.where(gt.GroupType.name == name)
+            rows = list(session.scalars(statement).unique())
+        if not context.is_admin:
+            return [row for row in rows if row.is_public]
+        return rows if is_public is None else [row for row in rows if row.is_public == is_public]
+
+    def get(self, context: RequestContext, ref: str) -> gt.GroupType:
+        with self.db.read() as session:
+            if ref == "default":
+                if not self.default_group_type:
+                    raise NotFound("Default group type could not be found.")
+                return find_group_type(session, context, self.default_group_type)
+            return find_group_type(session, context, ref)
+
+    def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> gt.GroupType:
+        try:
+            with self.db.write() as session:
+                if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
+                    raise Conflict(f"Group Type {name} already exists.")
+                row = gt.GroupType(name=name, description=description, is_public=is_public)
+                row.group_specs = [gt.GroupTypeSpec(key=k, value=v) for k, v in specs.items()]
+                session.add(row)
+                session.flush()
+                return row
+        except IntegrityError:
+            raise Conflict(f"Group Type {name} already exists.") from None
+
+    def update(self, context: RequestContext, ref: str, name: str | None, description: str | None,
+               is_public: bool | None) -> gt.GroupType:
+        try:
+            with self.db.write() as session:
+                row = find_group_type(session, context, ref)
+                if name is not None and name != row.name:
+                    if row.name == CG_GROUP_TYPE:
+                        raise InvalidInput(f"Invalid input received: Group type {CG_GROUP_TYPE} is reserved.")
+                    if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
+                        raise Conflict(f"Group Type {name} already exists.")
+                    row.name = name
+                if description is not None:
+                    row.description = description
+                if is_public is not None:
+                    row.is_public = is_public
+                session.flush()
+                return row
+        except IntegrityError:
+            raise Conflict(f"Group Type {name} already exists.") from None
+
+    def delete(self, context: RequestContext, ref: str) -> None:
+        with self.db.write() as session:
+            row = find_group_type(session, context, ref)
+            if row.name == CG_GROUP_TYPE:
+                # Bug 1710937: deleting it breaks every consistency group call.
+                raise InvalidInput(f"Invalid input received: Group type {CG_GROUP_TYPE} is reserved and cannot be deleted.")
+            if session.scalar(select(exists().where(gt.Group.group_type_id == row.id))):
+                raise InvalidInput(f"Invalid group type: Target group type {row.id} is still in use.")
+            session.delete(row)
+
+    # --- specs ---------------------------------------------------------------------------
+    def specs(self, context: RequestContext, ref: str) -> dict[str, str]:
+        return self.get(context, ref).specs()
+
+    def set_specs(self, context: RequestContext, ref: str, specs: dict[str, str]) -> dict[str, str]:
+        with self.db.write() as session:
+            row = find_group_type(session, context, ref)
+            current = {spec.key: spec for spec in row.group_specs}
+            for key, value in specs.items():
+                if key in current:
+                    current[key].value = value
+                else:
+                    row.group_specs.append(gt.GroupTypeSpec(key=key, value=value))
+            session.flush()
+            return specs
+
+    def delete_spec(self, context: RequestContext, ref: str, key: str) -> None:
+        with self.db.write() as session:
+            row = find_group_type(session, context, ref)
+            found = [spec for spec in row.group_specs if spec.key == key]
+            if not found:
+                raise NotFound(f"Group Type {row.id} has no specs with key {key}.")
+            row.group_specs.remove(found[0])

@@ -1,0 +1,137 @@
+"""Snapshot requests."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, select
+
+from cinderblock.db import tables
+from cinderblock.db.cas import compare_and_swap
+from cinderblock.db.query import ListQuery, list_rows
+from cinderblock.db.repos import quotas as quota_repo
+from cinderblock.domain import quotas
+from cinderblock.domain.common import DomainDeps, get_snapshot, get_volume, replace_metadata
+from cinderblock.domain.services import assert_not_frozen
+from cinderblock.domain.volumes import service_of
+from cinderblock.model import transitions as t
+from cinderblock.model.errors import InvalidInput, InvalidState, NotFound, ServiceUnavailable
+from cinderblock.model.records import RequestContext
+from cinderblock.model.states import SnapshotStatus, VolumeStatus
+from cinderblock.model.usage import snapshot_usage
+
+
+class SnapshotService:
+    def __init__(self, deps: DomainDeps) -> None:
+        self.deps = deps
+        self.db = deps.db
+
+    def get(self, context: RequestContext, snapshot_id: str) -> tables.Snapshot:
+        with self.db.read() as session:
+            return get_snapshot(session, context, snapshot_id)
+
+    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool,
+             metadata: dict[str, str] | None = None) -> tuple[list[tables.Snapshot], int | None]:
+        if not (context.is_admin and all_tenants):
+            query = query.scoped(project_id=context.project_id)
+        # Metadata is filtered in SQL so that limit, markers and count see the filtered rows.
+        base = select(tables.Snapshot)
+        for key, value in (metadata or {}).items():
+            base = base.where(exists(select(tables.SnapshotMetadata.id).where(
+                tables.SnapshotMetadata.snapshot_id == tables.Snapshot.id,
+                tables.SnapshotMetadata.key == key, tables.SnapshotMetadata.value == str(value))))
+        with self.db.read() as session:
+            return list_rows(session, tables.Snapshot, query, base)
+
+    def create(self, context: RequestContext, volume_id: str, name: str | None, description: str | None,
+               force: bool, metadata: dict[str, str], in_use_allowed: bool) -> tables.Snapshot:
+        with self.db.write() as session:
+            volume = get_volume(session, context, volume_id)
+            if volume.host is None:
+                raise InvalidState(f"Invalid volume: Volume {volume_id} has not been placed on a backend yet.")
+            assert_not_frozen(session, volume.host)
+            allowed = {VolumeStatus.AVAILABLE}
+            if force or in_use_allowed:
+                allowed.add(VolumeStatus.IN_USE)
+            # Touch the volume under the same condition: a racing delete either sees this snapshot
+            # or this update sees its `deleting`.
+            if not compare_and_swap(session, tables.Volume, volume_id, {"status": allowed},
+                                    {"status": volume.status}, tables.Volume.migration_status.is_(None)):
+                raise InvalidState(f"Invalid volume: Volume {volume_id} status must be "
+                                   f"{' or '.join(sorted(allowed))} to take a snapshot, but it is {volume.status}.")
+            quotas.consume(self.deps.settings.quotas.as_dict(), session, volume.project_id,
+                           snapshot_usage(volume.size, volume.volume_type.name))
+            snapshot = tables.Snapshot(
+                volume_id=volume_id, project_id=volume.project_id, user_id=context.user_id,
+                display_name=name, display_description=description, status=SnapshotStatus.CREATING,
+                progress="0%", volume_size=volume.size)
+            snapshot.metadata_items = [tables.SnapshotMetadata(key=k, value=v) for k, v in metadata.items()]
+            session.add(snapshot)
+            session.flush()
+            host, type_name = service_of(volume), volume.volume_type.name
+        try:
+            self.deps.volumes.create_snapshot(context, host, snapshot.id)
+        except ServiceUnavailable:
+            with self.db.write() as session:
+                row = session.get(tables.Snapshot, snapshot.id)
+                if row is not None:
+                    session.delete(row)
+                    quota_repo.release(session, snapshot.project_id, snapshot_usage(snapshot.volume_size, type_name))
+            raise
+        return snapshot
+
+    def delete(self, context: RequestContext, snapshot_id: str, force: bool = False) -> None:
+        transition = t.SNAPSHOT_FORCE_DELETE if force else t.SNAPSHOT_DELETE
+        with self.db.write() as session:
+            snapshot = get_snapshot(session, context, snapshot_id)
+            volume = session.get(tables.Volume, snapshot.volume_id)
+            assert volume is not None and volume.host is not None
+            assert_not_frozen(session, volume.host)
+            if snapshot.group_snapshot_id and not force:
+                raise InvalidState(f"Invalid snapshot: Snapshot {snapshot_id} is part of group snapshot "
+                                   f"{snapshot.group_snapshot_id}; delete the group snapshot instead.")
+            if not compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": transition.from_states},
+                                    {"status": transition.transient, "previous_status": snapshot.status}):
+                raise InvalidState(f"Invalid snapshot: Volume Snapshot status must be available or error, "
+                                   f"but it is {snapshot.status}.")
+            host, previous = service_of(volume), snapshot.status
+        try:
+            self.deps.volumes.delete_snapshot(context, host, snapshot_id)
+        except ServiceUnavailable:
+            # The volume service never got it: a 503 leaves the snapshot as it was.
+            with self.db.write() as session:
+                compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": transition.transient},
+                                 {"status": previous})
+            raise
+
+    def update(self, context: RequestContext, snapshot_id: str, name: Any = ..., description: Any = ...) -> tables.Snapshot:
+        with self.db.write() as session:
+            snapshot = get_snapshot(session, context, snapshot_id)
+            if name is not ...:
+                snapshot.display_name = name
+            if description is not ...:
+                snapshot.display_description = description
+            session.flush()
+            return snapshot
+
+    def reset_status(self, context: RequestContext, snapshot_id: str, status: str) -> None:
+        if status not in {s.value for s in SnapshotStatus} - {SnapshotStatus.DELETED}:
+            raise InvalidInput(f"Invalid input received: Invalid status: {status}.")
+        with self.db.write() as session:
+            snapshot = get_snapshot(session, context, snapshot_id)
+            snapshot.status = status
+
+    def set_metadata(self, context: RequestContext, snapshot_id: str, metadata: dict[str, str],
+                     replace: bool) -> dict[str, str]:
+        with self.db.write() as session:
+            snapshot = get_snapshot(session, context, snapshot_id)
+            replace_metadata(session, snapshot, tables.SnapshotMetadata, "snapshot_id", metadata, replace)
+            session.flush()
+            return snapshot.metadata_dict()
+
+    def delete_metadata_key(self, context: RequestContext, snapshot_id: str, key: str) -> None:
+        with self.db.write() as session:
+            snapshot = get_snapshot(session, context, snapshot_id)
+            items = [item for item in snapshot.metadata_items if item.key == key]
+            if not items:
+                raise NotFound(f"Metadata key {key} for snapshot {snapshot_id} could not be found.")
+            snapshot.metadata_items.remove(items[0])

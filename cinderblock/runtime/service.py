@@ -1,0 +1,202 @@
+"""Service lifecycle: register the row, serve RPC, heartbeat, stop cleanly."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from cinderblock.config.settings import BackendSettings, Settings
+from cinderblock.coordination import LocalLocks
+from cinderblock.db import tables
+from cinderblock.db.cas import compare_and_swap
+from cinderblock.db.engine import Database
+from cinderblock.db.repos import services
+from cinderblock.model.errors import ServiceUnavailable
+from cinderblock.model.records import ADMIN_CONTEXT
+from cinderblock.model.states import VolumeStatus
+from cinderblock.rpc.clients import SCHEDULER_TOPIC, VOLUME_TOPIC, SchedulerClient, VolumeClient
+from cinderblock.rpc.transport import RpcServer, Transport
+from cinderblock.scheduler.manager import SchedulerManager
+from cinderblock.volume import recovery
+from cinderblock.volume.manager import VolumeManager
+from cinderblock.volume.workflows.common import retry_db
+
+LOG = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Writes every service row of this process every report_interval seconds."""
+
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db, self.interval = db, interval
+        self.rows: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def add(self, host: str, binary: str) -> None:
+        self.rows.append((host, binary))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for host, binary in list(self.rows):
+                try:
+                    with self.db.write() as session:
+                        services.heartbeat(session, host, binary)
+                except Exception:  # the database may be away for a while; keep beating
+                    LOG.exception("heartbeat of %s %s failed", binary, host)
+
+
+class _WaitForDatabase:
+    """Endpoint proxy: the named casts wait for an unreachable database instead of being dropped."""
+
+    def __init__(self, endpoint: object, casts: frozenset[str]) -> None:
+        self._endpoint, self._casts = endpoint, casts
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._endpoint, name)
+        if name not in self._casts:
+            return attribute
+
+        @functools.wraps(attribute)
+        def waiting(*args: Any, **kwargs: Any) -> Any:
+            return retry_db(lambda: attribute(*args, **kwargs), f"scheduler {name}")
+
+        return waiting
+
+
+class UnplacedSweeper:
+    """Fails creates that no volume service took within service_down_time: their message died with
+    a process (killed scheduler, or a volume service killed between taking and claiming it), so
+    they would stay `creating` forever. A create placed later loses its claim and is skipped."""
+
+    def __init__(self, db: Database, max_age: float, interval: float) -> None:
+        self.db, self.max_age, self.interval = db, max_age, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="unplaced-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def sweep(self) -> int:
+        cutoff = tables.utcnow() - dt.timedelta(seconds=self.max_age)
+        changed = func.coalesce(tables.Volume.updated_at, tables.Volume.created_at)
+        with self.db.read() as session:
+            stale = list(session.scalars(select(tables.Volume.id).where(
+                tables.Volume.status == VolumeStatus.CREATING, tables.Volume.host.is_(None), changed < cutoff)))
+        failed = 0
+        for volume_id in stale:
+            with self.db.write() as session:
+                failed += compare_and_swap(
+                    session, tables.Volume, volume_id, {"status": VolumeStatus.CREATING, "host": None},
+                    {"status": VolumeStatus.ERROR,
+                     "error_reason": f"not placed within {self.max_age:.0f} s: a service was lost"})
+        if failed:
+            LOG.warning("failed %d create(s) that no volume service took within %.0f s", failed, self.max_age)
+        return failed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except Exception:  # the database may be away; next round
+                LOG.exception("sweeping unplaced creates failed")
+
+
+class SchedulerService(RpcServer):
+    """The scheduler's RPC server and its sweeper, stopped together."""
+
+    def __init__(self, server: RpcServer, sweeper: UnplacedSweeper) -> None:
+        self.server, self.sweeper = server, sweeper
+
+    def stop(self) -> None:
+        self.sweeper.stop()
+        self.server.stop()
+
+
+def start_scheduler(settings: Settings, db: Database, transport: Transport,
+                    heartbeat: Heartbeat) -> SchedulerService:
+    manager = SchedulerManager(db, VolumeClient(transport), settings.service_down_time, settings.scheduler)
+    with db.write() as session:
+        services.register(session, settings.host, "cinder-scheduler", SCHEDULER_TOPIC,
+                          settings.storage_availability_zone)
+    heartbeat.add(settings.host, "cinder-scheduler")
+    server = transport.serve(SCHEDULER_TOPIC, settings.host, _WaitForDatabase(manager, frozenset({"create_volume"})),
+                             workers=4)
+    # A new scheduler knows no pools: ask every volume service for a report now, not in a minute.
+    try:
+        VolumeClient(transport).publish_capabilities(ADMIN_CONTEXT)
+    except ServiceUnavailable as error:  # reports come anyway every backend_stats_polling_interval
+        LOG.warning("could not ask for capability reports: %s", error.message)
+    sweeper = UnplacedSweeper(db, settings.service_down_time, settings.report_interval)
+    sweeper.start()
+    return SchedulerService(server, sweeper)
+
+
+class VolumeService:
+    """One backend: driver setup, recovery, RPC server and stats reporting."""
+
+    def __init__(self, settings: Settings, backend: BackendSettings, db: Database, transport: Transport,
+                 locks: LocalLocks | None = None) -> None:
+        self.backend = backend
+        self.db = db
+        driver = backend.driver_class(backend.name, backend.options, settings.state_path)
+        self.manager = VolumeManager(backend, db, driver, SchedulerClient(transport), settings.stats_interval,
+                                     locks)
+        self.transport = transport
+        self.workers = settings.volume_workers_per_backend
+        self.server: RpcServer | None = None
+
+    def start(self, heartbeat: Heartbeat) -> None:
+        # Listed before the driver starts, so a backend that fails to start shows as down.
+        with self.db.write() as session:
+            services.register(session, self.backend.service_host, "cinder-volume", VOLUME_TOPIC,
+                              self.backend.availability_zone, alive=False)
+        driver = self.manager.driver
+        driver.do_setup()
+        driver.check_for_setup_error()
+        with self.db.write() as session:
+            services.register(session, self.backend.service_host, "cinder-volume", VOLUME_TOPIC,
+                              self.backend.availability_zone)
+        recovery.recover(self.manager.deps)
+        self.server = self.transport.serve(VOLUME_TOPIC, self.backend.service_host, self.manager, self.workers)
+        try:
+            self.manager.report_now()
+        except ServiceUnavailable as error:  # the periodic reporter tries again
+            LOG.warning("first capability report of %s failed: %s", self.backend.service_host, error.message)
+        self.manager.reporter.start()
+        heartbeat.add(self.backend.service_host, "cinder-volume")
+        LOG.info("volume service %s started (%s)", self.backend.service_host, type(driver).__name__)
+
+    def stop(self) -> None:
+        self.manager.reporter.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_volume_services(settings: Settings, db: Database, transport: Transport,
+                          heartbeat: Heartbeat, locks: LocalLocks | None = None) -> list[VolumeService]:
+    """Start every backend; one that fails to start is logged and left down, the others run.
+    `locks` (started by the caller) are shared by every backend of the process."""
+    started = []
+    for backend in settings.backends:
+        service = VolumeService(settings, backend, db, transport, locks)
+        try:
+            service.start(heartbeat)
+        except Exception:
+            LOG.exception("backend %s failed to start; its service stays down", backend.service_host)
+            continue
+        started.append(service)
+    return started
