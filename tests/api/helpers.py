@@ -1,0 +1,68 @@
+"""Small assertion helpers shared by the API tests."""
+from __future__ import annotations
+
+from typing import Any
+
+from cinderblock.db import tables
+from tests.conftest import Cloud
+
+
+def assert_fault(response: Any, status: int, name: str, message: str | None = None,
+                 contains: str | None = None) -> str:
+    """The response is Cinder's fault envelope `{name: {code, message}}`; returns the message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == [name], body
+    assert body[name]["code"] == status, body
+    text = body[name]["message"]
+    if message is not None:
+        assert text == message, text
+    if contains is not None:
+        assert contains in text, text
+    return str(text)
+
+
+def headers(version: str | None = "3.71", token: str | None = "admin:admin") -> dict[str, str]:
+    """Explicit headers for `cloud.client` (bypassing the Cloud helper's defaults)."""
+    result: dict[str, str] = {}
+    if version is not None:
+        result["OpenStack-API-Version"] = f"volume {version}"
+    if token is not None:
+        result["X-Auth-Token"] = token
+    return result
+
+
+def action(cloud: Cloud, volume_id: str, body: Any, version: str = "3.71", token: str = "admin:admin") -> Any:
+    return cloud.request("POST", f"/v3/volumes/{volume_id}/action", json=body,
+                         headers=headers(version, token))
+
+
+def set_volume(cloud: Cloud, volume_id: str, **values: Any) -> None:
+    """Write columns of a volume row directly (to stage states the API cannot reach)."""
+    with cloud.running.core.db.write() as session:
+        volume = session.get(tables.Volume, volume_id)
+        assert volume is not None
+        for key, value in values.items():
+            setattr(volume, key, value)
+
+
+def usage(cloud: Cloud, project: str = "admin") -> dict[str, Any]:
+    response = cloud.request("GET", f"/v3/os-quota-sets/{project}?usage=true")
+    assert response.status_code == 200, response.text
+    return dict(response.json()["quota_set"])
+
+
+def in_use(cloud: Cloud, resource: str, project: str = "admin") -> int:
+    return int(usage(cloud, project)[resource]["in_use"])
+
+
+def volume_ids(cloud: Cloud, token: str = "admin:admin") -> list[str]:
+    response = cloud.request("GET", "/v3/volumes", headers={"X-Auth-Token": token})
+    assert response.status_code == 200, response.text
+    return [v["id"] for v in response.json()["volumes"]]
+
+
+def snapshot(cloud: Cloud, volume_id: str, **fields: Any) -> dict[str, Any]:
+    response = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"volume_id": volume_id, **fields}})
+    assert response.status_code == 202, response.text
+    return cloud.wait_snapshot(response.json()["snapshot"]["id"], "available", "error")

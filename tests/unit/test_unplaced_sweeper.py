@@ -1,0 +1,29 @@
+"""The scheduler's sweeper fails creates that no volume service took in time (their message died
+with a killed process), and leaves alone the ones still within time or already placed."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from cinderblock.db import tables
+from cinderblock.runtime.service import UnplacedSweeper
+from tests.api.helpers import set_volume
+from tests.conftest import Cloud
+
+
+def test_sweeper_fails_only_old_unplaced_creates(make_cloud: Callable[..., Cloud]) -> None:
+    cloud = make_cloud("")
+    lost, recent, placed = (cloud.create_volume(1) for _ in range(3))
+    old = tables.utcnow() - dt.timedelta(seconds=120)
+    set_volume(cloud, lost["id"], status="creating", host=None, updated_at=old)
+    set_volume(cloud, recent["id"], status="creating", host=None)
+    set_volume(cloud, placed["id"], status="creating", updated_at=old)  # claimed: recovery's business
+
+    assert UnplacedSweeper(cloud.running.core.db, max_age=60, interval=1).sweep() == 1
+
+    def status(volume: dict[str, object]) -> str:
+        return str(cloud.request("GET", f"/v3/volumes/{volume['id']}").json()["volume"]["status"])
+
+    assert (status(lost), status(recent), status(placed)) == ("error", "creating", "creating")
+    with cloud.running.core.db.read() as session:
+        assert "not placed within 60 s" in (session.get(tables.Volume, lost["id"]).error_reason or "")
