@@ -98,7 +98,7 @@ SCHEDULER_OPTS: list[cfg.Opt] = [
 # Options every backend section understands; drivers add their own OPTIONS.
 BACKEND_OPTS: list[cfg.Opt] = [
     cfg.StrOpt("volume_driver", default="cinderblock.volume.drivers.file.driver.FileDriver",
-               help="Driver class path, or a short name: file, fake."),
+               help="Driver class path, or a short name: file, rbd, fake."),
     cfg.StrOpt("volume_backend_name", default=None, help="Name volume types match with volume_backend_name."),
     cfg.StrOpt("backend_host", default=None, help="Host name for this backend instead of [DEFAULT] host."),
     cfg.StrOpt("backend_availability_zone", default=None,
@@ -117,11 +117,15 @@ BACKEND_OPTS: list[cfg.Opt] = [
     cfg.StrOpt("chap_password", default="", secret=True, help="CHAP secret (empty: random per volume)."),
     cfg.MultiStrOpt("replication_device", default=[],
                     help="backend_id:<id>, <driver keys>: a replication target."),
+    cfg.IntOpt("replication_interval", default=60, min=1,
+               help="Seconds between two copies of a replicated volume to its targets (asynchronous "
+                    "drivers); a volume type overrides it with the extra spec replication:interval."),
 ]
 
 DRIVER_ALIASES: dict[str, str] = {
     "file": "cinderblock.volume.drivers.file.driver.FileDriver",
     "fake": "cinderblock.volume.drivers.fake.FakeDriver",
+    "rbd": "cinderblock.volume.drivers.rbd.driver.RBDDriver",
 }
 
 

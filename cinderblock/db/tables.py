@@ -75,6 +75,9 @@ class Volume(Timestamped, Base):
     attach_status: Mapped[str] = mapped_column(String(32), nullable=False, default="detached")
     migration_status: Mapped[str | None] = mapped_column(String(32))
     replication_status: Mapped[str] = mapped_column(String(32), nullable=False, default="disabled")
+    # The driver's own replication state (opaque), and the lag the volume service last saw (JSON).
+    replication_driver_data: Mapped[str | None] = mapped_column(String(255))
+    replication_extended_status: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str | None] = mapped_column(String(255))
     availability_zone: Mapped[str | None] = mapped_column(String(255))
     volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id"), nullable=False)

@@ -12,6 +12,7 @@
     ├── ServiceUnavailable       a dependency (database, broker, backend service) is not reachable
     │   └── DatabaseUnavailable  the database connection is lost (worth retrying in a service)
     └── DriverError              storage failed; raised by drivers, caught by workflows only
+        └── InvalidReplicationTarget  a failover names no usable target (nothing was changed)
 """
 from __future__ import annotations
 
@@ -71,4 +72,8 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 
 class DriverError(CinderblockError):
+    pass
+
+
+class InvalidReplicationTarget(DriverError):
     pass

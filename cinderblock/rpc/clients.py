@@ -10,6 +10,8 @@ VolumeClient (topic cinder-volume, server host@backend)
     1.1  create_group, update_group, delete_group, create_group_from_src, create_group_snapshot,
          delete_group_snapshot
     1.2  create_volume(request_spec=...): the scheduler's spec, for a reschedule on failure
+    1.3  failover (cast), freeze_host, thaw_host (calls); enable_replication, disable_replication,
+         failover_replication (group replication, casts)
 """
 from __future__ import annotations
 
@@ -123,3 +125,25 @@ class VolumeClient:
 
     def delete_group_snapshot(self, context: RequestContext, service_host: str, group_snapshot_id: str) -> None:
         self._cast(service_host, "delete_group_snapshot", context, group_snapshot_id=group_snapshot_id)
+
+    # --- replication (owned by the manager of the backend) -------------------------------
+    def failover(self, context: RequestContext, service_host: str, secondary_backend_id: str | None) -> None:
+        """Fail the whole backend over (or back, with "default"); the API already set failing-over."""
+        self._cast(service_host, "failover", context, secondary_backend_id=secondary_backend_id)
+
+    def freeze_host(self, context: RequestContext, service_host: str) -> None:
+        self._call(service_host, "freeze_host", context)
+
+    def thaw_host(self, context: RequestContext, service_host: str) -> None:
+        self._call(service_host, "thaw_host", context)
+
+    def enable_replication(self, context: RequestContext, service_host: str, group_id: str) -> None:
+        self._cast(service_host, "enable_replication", context, group_id=group_id)
+
+    def disable_replication(self, context: RequestContext, service_host: str, group_id: str) -> None:
+        self._cast(service_host, "disable_replication", context, group_id=group_id)
+
+    def failover_replication(self, context: RequestContext, service_host: str, group_id: str,
+                             secondary_backend_id: str | None, allow_attached_volume: bool) -> None:
+        self._cast(service_host, "failover_replication", context, group_id=group_id,
+                   secondary_backend_id=secondary_backend_id, allow_attached_volume=allow_attached_volume)

@@ -33,6 +33,14 @@ class VolumeRef:
     provider_auth: str | None = None
     # Extra specs of the volume's type (drivers may read driver-scoped keys).
     extra_specs: Mapping[str, str] = field(default_factory=dict)
+    # Opaque to the manager: what the driver returned last as `replication_driver_data`.
+    replication_driver_data: str | None = None
+    group_id: str | None = None
+
+    @property
+    def replicated(self) -> bool:
+        """The volume's type asks for replication (`replication_enabled='<is> True'`)."""
+        return is_replicated_spec(self.extra_specs)
 
     @property
     def name(self) -> str:
@@ -51,12 +59,21 @@ class SnapshotRef:
         return f"snapshot-{self.id}"
 
 
+def is_replicated_spec(specs: Mapping[str, str]) -> bool:
+    """Exactly two tokens `<is> <truthy>` (Cinder's volume_utils.is_replicated_spec)."""
+    tokens = str(specs.get("replication_enabled", "")).split()
+    return len(tokens) == 2 and tokens[0] == "<is>" and tokens[1].lower() in ("true", "1", "yes", "on", "t", "y")
+
+
 @dataclass(frozen=True)
 class ModelUpdate:
     """Fields the manager writes to the resource's row after a driver call. None: leave as is."""
 
     provider_location: str | None = None
     provider_auth: str | None = None
+    # Volumes only: `enabled` when the driver now replicates the volume, `disabled` when it does not.
+    replication_status: str | None = None
+    replication_driver_data: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,3 +275,141 @@ class SupportsConsistentGroupSnapshot(abc.ABC):
                               progress: ProgressCallback = no_progress) -> GroupSnapshotResult:
         """Hold new writes to every member, take every snapshot, release. All or nothing: on error no
         snapshot of the group is left behind."""
+
+
+# --- replication (whole-backend failover, Cinder's "v2.1") ------------------------------------
+
+# The id that means "the primary" in failover requests (failback).
+PRIMARY_BACKEND_ID = "default"
+
+
+@dataclass(frozen=True)
+class ReplicationDevice:
+    """One `replication_device = backend_id:<id>, key:value, ...` entry of the backend's section."""
+
+    backend_id: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> "ReplicationDevice":
+        from cinderblock.model.errors import DriverError  # the contract module stays import-light
+
+        values: dict[str, str] = {}
+        for item in text.split(","):
+            if not item.strip():
+                continue
+            key, sep, value = item.partition(":")
+            if not sep or not key.strip():
+                raise DriverError(f"replication_device entry {item.strip()!r} is not key:value (in {text!r})")
+            values[key.strip()] = value.strip()
+        backend_id = values.pop("backend_id", "")
+        if not backend_id:
+            raise DriverError(f"replication_device {text!r} has no backend_id")
+        if backend_id == PRIMARY_BACKEND_ID:
+            raise DriverError(f"replication_device backend_id must not be {PRIMARY_BACKEND_ID!r}")
+        return cls(backend_id, values)
+
+
+def replication_devices(options: Mapping[str, Any]) -> tuple[ReplicationDevice, ...]:
+    """The backend's configured targets, parsed; duplicate ids are a configuration error."""
+    from cinderblock.model.errors import DriverError
+
+    raw = options.get("replication_device") or []
+    devices = tuple(ReplicationDevice.parse(entry) for entry in ([raw] if isinstance(raw, str) else raw))
+    ids = [device.backend_id for device in devices]
+    if len(set(ids)) != len(ids):
+        raise DriverError(f"replication_device backend_ids repeat: {ids}")
+    return devices
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """How far one volume's copy on one target is behind the volume."""
+
+    target: str
+    # Wall-clock time (epoch seconds) of the point in time the last complete copy holds; None: no copy yet.
+    last_complete_at: float | None
+    # Bytes changed since that point and not yet complete on the target (an estimate while sending).
+    bytes_pending: int
+    in_flight: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeFailover:
+    """The driver's outcome for one volume of a failover or failback."""
+
+    volume_id: str
+    ok: bool
+    update: ModelUpdate = ModelUpdate()
+    # How old the data now served is (seconds); 0.0 when a final sync lost nothing; None: unknown.
+    data_age_seconds: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    # Target now serving the volumes; None when the primary serves them again.
+    active_backend_id: str | None
+    volumes: tuple[VolumeFailover, ...]
+    # For the admin: e.g. that the primary was unreachable and how old the promoted copies are.
+    message: str = ""
+
+
+class SupportsReplication(abc.ABC):
+    """Optional capability: replicate volumes of replicated types to every `replication_device` and
+    fail the whole backend over to one of them, and back.
+
+    Which volumes replicate: those whose `VolumeRef.replicated` is true, from their creation on; the
+    driver returns `replication_status` in the ModelUpdate of create/clone/from-snapshot. Stats report
+    `replication_enabled`, `replication_targets` and the lag summary keys.
+    """
+
+    @abc.abstractmethod
+    def set_active_backend(self, backend_id: str | None) -> None:
+        """Before do_setup: the target that serves this backend after a failover (None: the primary),
+        as the service row remembers it across restarts."""
+
+    @abc.abstractmethod
+    def replication_targets(self) -> tuple[ReplicationDevice, ...]:
+        """The configured targets (validated by do_setup)."""
+
+    @abc.abstractmethod
+    def failover_host(self, volumes: Sequence[VolumeRef], secondary_id: str | None,
+                      progress: ProgressCallback = no_progress) -> FailoverResult:
+        """Make `secondary_id` serve `volumes` (the backend's replicated volumes) and every later call.
+
+        secondary_id None: the driver picks a target other than the active one. PRIMARY_BACKEND_ID:
+        fail back, after sending what was written on the active target back to the primary.
+        Raises InvalidReplicationTarget (model.errors) when the id names no usable target, with
+        nothing changed; any other error only after reverting to the previous active backend.
+        Volumes are handled in parallel; one volume's failure is reported in its VolumeFailover."""
+
+    @abc.abstractmethod
+    def freeze_backend(self) -> None:
+        """The control plane of the backend becomes read-only; raise to refuse."""
+
+    @abc.abstractmethod
+    def thaw_backend(self) -> None:
+        """Undo freeze_backend; raise to refuse."""
+
+    @abc.abstractmethod
+    def replication_states(self) -> Mapping[str, tuple[ReplicaState, ...]]:
+        """volume id → its state on every target, for the replicated volumes this driver knows."""
+
+
+class SupportsGroupReplication(abc.ABC):
+    """Optional capability (API 3.38): replicate a group's volumes at one instant and fail one group
+    over on its own, while the rest of the backend stays where it is."""
+
+    @abc.abstractmethod
+    def enable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
+        """Start replicating the members as one consistent set (one update per volume, same order)."""
+
+    @abc.abstractmethod
+    def disable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
+        """Stop replicating the members as a set (and stop replicating them at all)."""
+
+    @abc.abstractmethod
+    def failover_group(self, group_id: str, volumes: Sequence[VolumeRef],
+                       secondary_id: str | None) -> FailoverResult:
+        """Like failover_host, for the group's members only: all of them land on one common point."""

@@ -18,7 +18,7 @@ from cinderblock.model.records import ADMIN_CONTEXT, RequestContext, RequestSpec
 from cinderblock.rpc.clients import SchedulerClient
 from cinderblock.volume import reporting
 from cinderblock.volume.driver import VolumeDriver
-from cinderblock.volume.workflows import attach, create, delete, extend, groups, snapshot
+from cinderblock.volume.workflows import attach, create, delete, extend, failover, group_replication, groups, snapshot
 from cinderblock.volume.workflows.common import WorkflowDeps, retry_db
 
 LOG = logging.getLogger(__name__)
@@ -91,6 +91,31 @@ class VolumeManager:
 
     def delete_group_snapshot(self, context: Context, group_snapshot_id: str) -> None:
         groups.delete_group_snapshot(self.deps, group_snapshot_id)
+
+    # --- replication (volume/workflows/failover.py, group_replication.py) -------------------
+    def failover(self, context: Context, secondary_backend_id: str | None) -> None:
+        self._cast(f"failover of {self.backend.service_host}",
+                   lambda: failover.failover_host(self.deps, secondary_backend_id))
+
+    def freeze_host(self, context: Context) -> None:
+        failover.freeze(self.deps)
+
+    def thaw_host(self, context: Context) -> None:
+        failover.thaw(self.deps)
+
+    def enable_replication(self, context: Context, group_id: str) -> None:
+        self._cast(f"enable replication of group {group_id}",
+                   lambda: group_replication.enable_replication(self.deps, group_id))
+
+    def disable_replication(self, context: Context, group_id: str) -> None:
+        self._cast(f"disable replication of group {group_id}",
+                   lambda: group_replication.disable_replication(self.deps, group_id))
+
+    def failover_replication(self, context: Context, group_id: str, secondary_backend_id: str | None,
+                             allow_attached_volume: bool) -> None:
+        self._cast(f"failover of group {group_id}",
+                   lambda: group_replication.failover_replication(self.deps, group_id, secondary_backend_id,
+                                                                  allow_attached_volume))
 
     # --- connections ---------------------------------------------------------------------
     def initialize_connection(self, context: Context, volume_id: str, connector: dict[str, Any]) -> dict[str, Any]:

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Mapping, Sequence
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from oslo_config import cfg
 
-from cinderblock.model.errors import DriverError
+from cinderblock.model.errors import DriverError, InvalidReplicationTarget
 from cinderblock.volume.driver import (
+    PRIMARY_BACKEND_ID,
     BackendStats,
+    FailoverResult,
+    ReplicaState,
+    ReplicationDevice,
+    SupportsGroupReplication,
+    SupportsReplication,
+    VolumeFailover,
+    replication_devices,
     ConnectionInfo,
     Connector,
     DriverOptions,
@@ -102,9 +112,17 @@ class FakeStore:
     # volume id -> hosts it is connected to (None for a connector without a host)
     exports: dict[str, list[str | None]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # Replication: target id (PRIMARY_BACKEND_ID for the primary while failed over) -> volume id ->
+    # the copy last sent there, and when. `volumes` always holds what the active site serves.
+    replicas: dict[str, dict[str, Blob]] = field(default_factory=dict)
+    synced_at: dict[str, dict[str, float]] = field(default_factory=dict)
+    replicated: set[str] = field(default_factory=set)
+    active: str | None = None
+    # Tests set it to simulate a lost site: no final sync on failover.
+    active_site_lost: bool = False
 
 
-class FakeDriver(VolumeDriver):
+class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
     VERSION = "1.0.0"
     OPTIONS = fake_opts
 
@@ -129,7 +147,8 @@ class FakeDriver(VolumeDriver):
 
     def fail_next(self, method: str, error: BaseException | None = None, times: int = 1) -> None:
         """Make the next `times` calls of method raise error (default DriverError)."""
-        if not callable(getattr(VolumeDriver, method, None)):
+        if not any(callable(getattr(base, method, None))
+                   for base in (VolumeDriver, SupportsReplication, SupportsGroupReplication)):
             raise ValueError(f"{method!r} is not a VolumeDriver method")
         for _ in range(times):
             self._failures[method].append(error or DriverError(f"injected failure in {method}"))
@@ -186,6 +205,7 @@ class FakeDriver(VolumeDriver):
 
     def do_setup(self) -> None:
         self._enter("do_setup")
+        self._targets = replication_devices(self.options)
 
     def check_for_setup_error(self) -> None:
         self._enter("check_for_setup_error")
@@ -212,18 +232,21 @@ class FakeDriver(VolumeDriver):
                 reserved_percentage=int(self.options.get("reserved_percentage") or 0),
                 max_over_subscription_ratio=20.0 if ratio.lower() == "auto" else float(ratio),
             ),),
-            capabilities={"multiattach": True, "QoS_support": False},
+            capabilities={"multiattach": True, "QoS_support": False, **self._replication_capabilities()},
         )
 
     def create_volume(self, volume: VolumeRef) -> ModelUpdate:
         self._enter("create_volume", volume.id)
-        return self._add_volume(volume, Blob(size=volume.size_gb * GiB))
+        return self._replicate_new(volume, self._add_volume(volume, Blob(size=volume.size_gb * GiB)))
 
     def delete_volume(self, volume: VolumeRef) -> None:
         self._enter("delete_volume", volume.id)
         with self.store.lock:
             self.store.volumes.pop(volume.id, None)
             self.store.exports.pop(volume.id, None)
+            self.store.replicated.discard(volume.id)
+            for copies in self.store.replicas.values():
+                copies.pop(volume.id, None)
 
     def volume_exists(self, volume: VolumeRef) -> bool:
         self._enter("volume_exists", volume.id)
@@ -261,7 +284,7 @@ class FakeDriver(VolumeDriver):
                 raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its snapshot")
             update = self._add_volume(volume, source.copy(volume.size_gb * GiB))
         progress(100)
-        return update
+        return self._replicate_new(volume, update)
 
     def create_cloned_volume(
         self, volume: VolumeRef, source: VolumeRef, progress: ProgressCallback = no_progress
@@ -273,7 +296,7 @@ class FakeDriver(VolumeDriver):
                 raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its source")
             update = self._add_volume(volume, blob.copy(volume.size_gb * GiB))
         progress(100)
-        return update
+        return self._replicate_new(volume, update)
 
     def revert_to_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> None:
         self._enter("revert_to_snapshot", volume.id)
@@ -326,3 +349,145 @@ class FakeDriver(VolumeDriver):
             return StorageListing(volumes={ident: blob.size for ident, blob in self.store.volumes.items()},
                                   snapshots=frozenset(self.store.snapshots),
                                   exports=frozenset(self.store.exports))
+
+    # -- replication ---------------------------------------------------------------------------
+    # Asynchronous like a real replicator: copies reach the targets when `sync_replicas()` runs
+    # (tests call it), plus one initial copy at creation.
+
+    _targets: tuple[ReplicationDevice, ...] = ()
+
+    def _replication_capabilities(self) -> dict[str, Any]:
+        if not self._targets:
+            return {"replication_enabled": False}
+        return {"replication_enabled": True, "replication_type": "async",
+                "replication_targets": [t.backend_id for t in self._targets],
+                "replication_count": len(self._targets), "group_replication_enabled": True,
+                "consistent_group_replication_enabled": True}
+
+    def _replicate_new(self, volume: VolumeRef, update: ModelUpdate) -> ModelUpdate:
+        if not (volume.replicated and self._targets):
+            return update
+        with self.store.lock:
+            self.store.replicated.add(volume.id)
+            self._send(volume.id)
+        return ModelUpdate(provider_location=update.provider_location, replication_status="enabled")
+
+    def _sites(self) -> list[str]:
+        """Where copies go: every target but the active one, and the primary while failed over."""
+        sites = [t.backend_id for t in self._targets if t.backend_id != self.store.active]
+        return sites + ([PRIMARY_BACKEND_ID] if self.store.active else [])
+
+    def _send(self, volume_id: str) -> None:
+        now = time.time()
+        for site in self._sites():
+            self.store.replicas.setdefault(site, {})[volume_id] = self.store.volumes[volume_id].copy()
+            self.store.synced_at.setdefault(site, {})[volume_id] = now
+
+    def sync_replicas(self) -> None:
+        """Test hook: one replication cycle, every replicated volume to every other site."""
+        with self.store.lock:
+            for volume_id in list(self.store.replicated):
+                if volume_id in self.store.volumes:
+                    self._send(volume_id)
+
+    def set_active_backend(self, backend_id: str | None) -> None:
+        self.store.active = backend_id or None
+
+    def replication_targets(self) -> tuple[ReplicationDevice, ...]:
+        return self._targets
+
+    def _resolve_target(self, secondary_id: str | None) -> str | None:
+        """The site to switch to (None: the primary); InvalidReplicationTarget when there is none."""
+        active = self.store.active
+        if secondary_id == PRIMARY_BACKEND_ID:
+            if active is None:
+                raise InvalidReplicationTarget("the backend is not failed over: there is nothing to fail back")
+            return None
+        ids = [t.backend_id for t in self._targets]
+        if secondary_id is None:
+            choices = [i for i in ids if i != active]
+            if not choices:
+                raise InvalidReplicationTarget("no replication target other than the active one is configured")
+            return choices[0]
+        if secondary_id not in ids:
+            raise InvalidReplicationTarget(f"{secondary_id!r} is not a replication target of this backend ({ids})")
+        if secondary_id == active:
+            raise InvalidReplicationTarget(f"{secondary_id!r} is already the active backend")
+        return secondary_id
+
+    def _switch(self, volumes: Sequence[VolumeRef], target: str | None) -> tuple[VolumeFailover, ...]:
+        site = target or PRIMARY_BACKEND_ID
+        lost = self.store.active_site_lost
+        now = time.time()
+        results = []
+        for volume in volumes:
+            current = self.store.volumes.get(volume.id)
+            if current is not None and not lost:  # final sync: nothing written is lost
+                self.store.replicas.setdefault(site, {})[volume.id] = current.copy()
+                self.store.synced_at.setdefault(site, {})[volume.id] = now
+            replica = self.store.replicas.get(site, {}).get(volume.id)
+            if replica is None:
+                results.append(VolumeFailover(volume.id, ok=False, error=f"no copy of the volume on {site}"))
+                continue
+            age = now - self.store.synced_at[site][volume.id]
+            if current is not None:  # the site we leave keeps what it had, to sync back later
+                self.store.replicas.setdefault(self.store.active or PRIMARY_BACKEND_ID, {})[volume.id] = current
+                self.store.synced_at.setdefault(self.store.active or PRIMARY_BACKEND_ID, {})[volume.id] = now
+            self.store.volumes[volume.id] = replica.copy()
+            self.store.replicated.add(volume.id)
+            results.append(VolumeFailover(volume.id, ok=True, data_age_seconds=0.0 if not lost else age,
+                                          update=ModelUpdate(replication_driver_data=f"site:{site}")))
+        return tuple(results)
+
+    def failover_host(self, volumes: Sequence[VolumeRef], secondary_id: str | None,
+                      progress: ProgressCallback = no_progress) -> FailoverResult:
+        self._enter("failover_host", secondary_id)
+        with self.store.lock:
+            target = self._resolve_target(secondary_id)
+            results = self._switch(volumes, target)
+            self.store.active = target
+            self.store.active_site_lost = False
+        progress(100)
+        return FailoverResult(active_backend_id=target, volumes=results)
+
+    def freeze_backend(self) -> None:
+        self._enter("freeze_backend")
+
+    def thaw_backend(self) -> None:
+        self._enter("thaw_backend")
+
+    def replication_states(self) -> Mapping[str, tuple[ReplicaState, ...]]:
+        with self.store.lock:
+            return {volume_id: tuple(
+                ReplicaState(site, self.store.synced_at.get(site, {}).get(volume_id), 0)
+                for site in self._sites()) for volume_id in self.store.replicated}
+
+    def enable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
+        self._enter("enable_group_replication", group_id)
+        with self.store.lock:
+            for volume in volumes:
+                self.store.replicated.add(volume.id)
+                self._send(volume.id)
+        return tuple(ModelUpdate(replication_status="enabled") for _ in volumes)
+
+    def disable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
+        self._enter("disable_group_replication", group_id)
+        with self.store.lock:
+            for volume in volumes:
+                self.store.replicated.discard(volume.id)
+        return tuple(ModelUpdate(replication_status="disabled") for _ in volumes)
+
+    def failover_group(self, group_id: str, volumes: Sequence[VolumeRef],
+                       secondary_id: str | None) -> FailoverResult:
+        self._enter("failover_group", group_id)
+        with self.store.lock:
+            ids = [t.backend_id for t in self._targets]
+            if secondary_id == PRIMARY_BACKEND_ID:
+                target = None
+            elif secondary_id is None:
+                target = ids[0] if ids else None
+            elif secondary_id in ids:
+                target = secondary_id
+            else:
+                raise InvalidReplicationTarget(f"{secondary_id!r} is not a replication target ({ids})")
+            return FailoverResult(active_backend_id=target, volumes=self._switch(volumes, target))

@@ -70,7 +70,8 @@ def volume_ref(volume: tables.Volume) -> VolumeRef:
     pool = volume.host.partition("#")[2] or None if volume.host else None
     specs = volume.volume_type.specs() if volume.volume_type is not None else {}
     return VolumeRef(id=volume.id, size_gb=volume.size, pool=pool, provider_location=volume.provider_location,
-                     provider_auth=volume.provider_auth, extra_specs=specs)
+                     provider_auth=volume.provider_auth, extra_specs=specs,
+                     replication_driver_data=volume.replication_driver_data, group_id=volume.group_id)
 
 
 def snapshot_ref(snapshot: tables.Snapshot, volume: tables.Volume) -> SnapshotRef:
