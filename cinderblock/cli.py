@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     sync = db_commands.add_parser("sync", help="create or upgrade the schema (Alembic)")
     sync.add_argument("revision", nargs="?", default="head")
+    reset = db_commands.add_parser(
+        "reset-active-backend", help="after promoting a replication target to primary in cinder.conf: make the "
+        "frozen, stopped service serve its (new) primary again")
+    reset.add_argument("--backend-host", required=True, help="host@backend of the volume service")
+    reset.add_argument("--enable-replication", action="store_true",
+                       help="the new configuration replicates: replication_status enabled (else disabled)")
+    reset.add_argument("--active-backend-id", default=None,
+                       help="the target that serves after the reset (default: the configured primary)")
+    reset.add_argument("--force", action="store_true", help="do not check that the service is stopped")
     down = db_commands.add_parser("downgrade", help="downgrade the schema to a revision")
     down.add_argument("revision")
     policy = commands.add_parser("policy", help="authorisation rules")
@@ -106,9 +115,11 @@ def _db(core: Core, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import OperationalError
 
     from cinderblock.db import migrate
-    from cinderblock.model.errors import ServiceUnavailable
+    from cinderblock.model.errors import CinderblockError
 
     try:
+        if args.db_command == "reset-active-backend":
+            return _reset_active_backend(core, args)
         if args.db_command == "sync":
             migrate.sync(core.db, args.revision)
         else:
@@ -116,7 +127,7 @@ def _db(core: Core, args: argparse.Namespace) -> int:
     except CommandError as error:  # unknown revision, or a downgrade past what exists
         print(f"cinderblock: db {args.db_command} {args.revision}: {error}", file=sys.stderr)
         return 1
-    except ServiceUnavailable as error:
+    except CinderblockError as error:  # database away, or the command's own refusal
         print(f"cinderblock: db {args.db_command}: {error.message}", file=sys.stderr)
         return 1
     except OperationalError as error:
@@ -124,6 +135,22 @@ def _db(core: Core, args: argparse.Namespace) -> int:
         return 1
     finally:
         core.close()
+    return 0
+
+
+def _reset_active_backend(core: Core, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from cinderblock.db.repos import services
+    from cinderblock.db.tables import utcnow
+
+    host = args.backend_host.partition("#")[0]
+    stopped_before = None if args.force else utcnow() - dt.timedelta(seconds=core.settings.service_down_time)
+    with core.db.write() as session:
+        row = services.reset_active_backend(session, host, args.enable_replication, args.active_backend_id,
+                                            stopped_before)
+        print(f"{row.host}: active backend {row.active_backend_id or 'the configured primary'}, replication "
+              f"{row.replication_status}, enabled; still frozen: start the service, then `cinder thaw-host {host}`")
     return 0
 
 

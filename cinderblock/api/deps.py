@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from cinderblock.api.policy import Policy
 from cinderblock.config.settings import Settings
+from cinderblock.domain.replication import BackendReplication
 from cinderblock.domain.services import ServiceRegistry
 from cinderblock.domain.snapshots import SnapshotService
 from cinderblock.domain.types import TypeService
@@ -25,6 +26,7 @@ class ApiServices:
     services: ServiceRegistry
     limits: LimitService
     messages: MessageService
+    replication: BackendReplication
     # Built from the settings' files unless given: the composition root need not know about policy.
     policy: Policy = field(default=None)  # type: ignore[assignment]
 

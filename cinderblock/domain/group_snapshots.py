@@ -111,6 +111,7 @@ class GroupSnapshotService:
             gsnap = get_group_snapshot(session, context, ident, cg_api)
             group = session.get(gt.Group, gsnap.group_id)
             assert group is not None and group.host is not None
+            assert_not_frozen(session, group.host)
             creating_from = select(gt.Group.id).where(gt.Group.group_snapshot_id == ident,
                                                       gt.Group.status == GroupStatus.CREATING)
             if not compare_and_swap(session, gt.GroupSnapshot, ident, {"status": DELETABLE},

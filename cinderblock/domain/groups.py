@@ -228,6 +228,8 @@ class GroupService:
             if group.status != GroupStatus.AVAILABLE:
                 raise InvalidState(f"Invalid group: Group {group_id} status must be available, but current "
                                    f"status is: {group.status}.")
+            if group.host:
+                assert_not_frozen(session, group.host)
             self._check_adds(session, context, group, adds)
             self._check_removes(session, group, removes)
             if not compare_and_swap(session, gt.Group, group_id, {"status": GroupStatus.AVAILABLE},
@@ -280,6 +282,7 @@ class GroupService:
                 session.delete(group)
                 quota_repo.release(session, group.project_id, GROUP_USAGE)
                 return
+            assert_not_frozen(session, group.host)
             volumes = members(session, group_id)
             if not delete_volumes:
                 if group.status not in (GroupStatus.AVAILABLE, GroupStatus.ERROR):

@@ -283,6 +283,7 @@ class VolumeService:
                                    f"size. (current: {volume.size}, extended: {new_size}).")
             if volume.host is None:
                 raise InvalidState(f"Invalid volume: Volume {volume_id} has not been placed on a backend yet.")
+            assert_not_frozen(session, volume.host)  # Cinder refuses it in the scheduler; same outcome, at once
             defaults = self.deps.settings.quotas.as_dict()
             quotas.check_volume_size(quotas.effective_limits(defaults, session, volume.project_id), new_size)
             _check_pool_room(session, volume, new_size - volume.size)

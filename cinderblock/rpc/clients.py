@@ -144,6 +144,11 @@ class VolumeClient:
         self._cast(service_host, "disable_replication", context, group_id=group_id)
 
     def failover_replication(self, context: RequestContext, service_host: str, group_id: str,
-                             secondary_backend_id: str | None, allow_attached_volume: bool) -> None:
+                             secondary_backend_id: str | None, allow_attached_volume: bool,
+                             previous_replication_status: dict[str, str] | None = None) -> None:
+        """previous_replication_status: row id (group, members) → its replication status before the
+        claim; what the manager restores when the driver refuses the target."""
+        extra = ({"previous_replication_status": previous_replication_status}
+                 if previous_replication_status is not None else {})
         self._cast(service_host, "failover_replication", context, group_id=group_id,
-                   secondary_backend_id=secondary_backend_id, allow_attached_volume=allow_attached_volume)
+                   secondary_backend_id=secondary_backend_id, allow_attached_volume=allow_attached_volume, **extra)

@@ -22,6 +22,7 @@ from cinderblock.rpc.clients import SCHEDULER_TOPIC, VOLUME_TOPIC, SchedulerClie
 from cinderblock.rpc.transport import RpcServer, Transport
 from cinderblock.scheduler.manager import SchedulerManager
 from cinderblock.volume import recovery
+from cinderblock.volume.workflows import failover
 from cinderblock.volume.manager import VolumeManager
 from cinderblock.volume.workflows.common import retry_db
 
@@ -165,11 +166,13 @@ class VolumeService:
             services.register(session, self.backend.service_host, "cinder-volume", VOLUME_TOPIC,
                               self.backend.availability_zone, alive=False)
         driver = self.manager.driver
+        failover.prepare_before_setup(self.manager.deps)  # the backend serving now, after a failover
         driver.do_setup()
         driver.check_for_setup_error()
         with self.db.write() as session:
             services.register(session, self.backend.service_host, "cinder-volume", VOLUME_TOPIC,
                               self.backend.availability_zone)
+        failover.settle_after_start(self.manager.deps)
         recovery.recover(self.manager.deps)
         self.server = self.transport.serve(VOLUME_TOPIC, self.backend.service_host, self.manager, self.workers)
         try:
@@ -184,6 +187,9 @@ class VolumeService:
         self.manager.reporter.stop()
         if self.server is not None:
             self.server.stop()
+        stop_driver = getattr(self.manager.driver, "stop", None)
+        if callable(stop_driver):  # drivers with background work (replication threads)
+            stop_driver()
 
 
 def start_volume_services(settings: Settings, db: Database, transport: Transport,

@@ -12,6 +12,7 @@ from cinderblock.db.engine import Database
 from cinderblock.domain.common import DomainDeps
 from cinderblock.domain.limits import LimitService
 from cinderblock.domain.messages import MessageService
+from cinderblock.domain.replication import BackendReplication
 from cinderblock.domain.services import ServiceRegistry
 from cinderblock.domain.snapshots import SnapshotService
 from cinderblock.domain.types import TypeService
@@ -45,5 +46,6 @@ def build_api(core: Core) -> FastAPI:
         types=TypeService(core.db, core.settings.default_volume_type),
         services=ServiceRegistry(core.db, core.settings, scheduler),
         limits=LimitService(core.db, core.settings), messages=MessageService(core.db),
+        replication=BackendReplication(deps),
     )
     return build_app(services)

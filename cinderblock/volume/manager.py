@@ -112,10 +112,12 @@ class VolumeManager:
                    lambda: group_replication.disable_replication(self.deps, group_id))
 
     def failover_replication(self, context: Context, group_id: str, secondary_backend_id: str | None,
-                             allow_attached_volume: bool) -> None:
+                             allow_attached_volume: bool,
+                             previous_replication_status: dict[str, str] | None = None) -> None:
         self._cast(f"failover of group {group_id}",
                    lambda: group_replication.failover_replication(self.deps, group_id, secondary_backend_id,
-                                                                  allow_attached_volume))
+                                                                  allow_attached_volume,
+                                                                  previous_replication_status))
 
     # --- connections ---------------------------------------------------------------------
     def initialize_connection(self, context: Context, volume_id: str, connector: dict[str, Any]) -> dict[str, Any]:

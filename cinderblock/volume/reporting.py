@@ -1,16 +1,22 @@
 """Capability reports: driver stats → every scheduler (fan-out) and the service row."""
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
+
+from sqlalchemy import bindparam, update
 
 from cinderblock.config.settings import BackendSettings
 from cinderblock.db.engine import Database
+from cinderblock.db import tables
 from cinderblock.db.repos import services
 from cinderblock.model.records import ADMIN_CONTEXT, RequestContext
 from cinderblock.rpc.clients import SchedulerClient
-from cinderblock.volume.driver import BackendStats, VolumeDriver
+from cinderblock.volume.driver import BackendStats, ReplicaState, SupportsReplication, VolumeDriver
 
 LOG = logging.getLogger(__name__)
 VOLUME_BINARY = "cinder-volume"
@@ -44,6 +50,22 @@ def stats_to_capabilities(stats: BackendStats, backend: BackendSettings) -> dict
     return {**common, "pools": pools}
 
 
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def lag_json(replicas: tuple[ReplicaState, ...], now: float | None = None) -> str:
+    """{"targets": {id: {"last_complete_at", "lag_seconds", "bytes_pending", "in_flight"}}, "reported_at"}."""
+    now = dt.datetime.now(dt.timezone.utc).timestamp() if now is None else now
+    targets: Mapping[str, Any] = {r.target: {
+        "last_complete_at": _iso(r.last_complete_at),
+        "lag_seconds": None if r.last_complete_at is None else round(max(0.0, now - r.last_complete_at), 1),
+        "bytes_pending": r.bytes_pending, "in_flight": r.in_flight} for r in replicas}
+    return json.dumps({"targets": targets, "reported_at": _iso(now)}, sort_keys=True)
+
+
 class StatsReporter:
     """Reports periodically, and soon after `request()` (coalescing bursts of changes)."""
 
@@ -68,6 +90,20 @@ class StatsReporter:
         self.scheduler.update_service_capabilities(context, self.backend.service_host, capabilities)
         with self.db.write() as session:
             services.heartbeat(session, self.backend.service_host, VOLUME_BINARY, capabilities)
+        self.record_lag()
+
+    def record_lag(self) -> None:
+        """Each replicated volume's lag into its row (replication_extended_status), one statement."""
+        if not isinstance(self.driver, SupportsReplication):
+            return
+        states = self.driver.replication_states()
+        if not states:
+            return
+        rows = [{"b_volume_id": volume_id, "b_lag": lag_json(replicas)} for volume_id, replicas in states.items()]
+        table = tables.Volume.__table__
+        with self.db.write() as session:
+            session.execute(update(table).where(table.c.id == bindparam("b_volume_id"))
+                            .values(replication_extended_status=bindparam("b_lag")), rows)
 
     def request(self) -> None:
         self._wake.set()

@@ -1,4 +1,5 @@
-"""/groups (3.13): list, show, create, update, actions (delete, reset_status) and create-from-src (3.14).
+"""/groups (3.13): list, show, create, update, actions (delete, reset_status (3.20), replication (3.38))
+and create-from-src (3.14).
 
 Groups of the reserved CG type are served by /consistencygroups only (400 here, hidden from lists).
 """
@@ -13,7 +14,8 @@ from cinderblock.api.actions import split_action, unknown_action
 from cinderblock.api.context import Ctx, Pol, Ver, authorize, min_version
 from cinderblock.api.group_deps import GSvc
 from cinderblock.api.paging import next_link, parse_list, truthy
-from cinderblock.api.schemas.groups import GroupCreate, GroupDelete, GroupFromSrc, GroupUpdate, ResetStatus, body_of
+from cinderblock.api.schemas.groups import (FailoverReplication, GroupCreate, GroupDelete, GroupFromSrc, GroupUpdate,
+                                            NoArguments, ResetStatus, body_of)
 from cinderblock.api.views import groups as views
 from cinderblock.model.errors import InvalidInput, VersionNotFound
 
@@ -93,10 +95,19 @@ def group_collection_action(gsvc: GSvc, context: Ctx, version: Ver, body: Any = 
     return JSONResponse({"group": views.summary(row)}, status_code=202)
 
 
-@router.post("/groups/{group_id}/action", status_code=202, summary="delete or reset_status (3.20) of a group")
+REPLICATION_ACTIONS = {"enable_replication", "disable_replication", "failover_replication",
+                       "list_replication_targets",
+                       # openstacksdk's Group.failover_replication sends its body under this key (a bug).
+                       "modify_body_for_action"}
+
+
+@router.post("/groups/{group_id}/action", status_code=202,
+             summary="delete, reset_status (3.20) or a replication action (3.38) of a group")
 def group_action(group_id: str, gsvc: GSvc, context: Ctx, version: Ver, policy: Pol,
                  body: Any = Body(...)) -> Response:
     name, value = split_action(body)
+    if name in REPLICATION_ACTIONS:
+        return _replication_action(group_id, gsvc, context, version, policy, name, body)
     if name == "delete":
         policy.authorize(context, "group:delete")
         try:
@@ -110,4 +121,27 @@ def group_action(group_id: str, gsvc: GSvc, context: Ctx, version: Ver, policy: 
         gsvc.groups.reset_status(context, group_id, body_of(ResetStatus, body, name).status)
     else:
         raise unknown_action(name)
+    return Response(status_code=202)
+
+
+def _replication_action(group_id: str, gsvc: GSvc, context: Ctx, version: Ver, policy: Pol, name: str,
+                        body: dict[str, Any]) -> Response:
+    if not version.at_least((3, 38)):  # Cinder: the action does not exist below its microversion
+        raise VersionNotFound("The resource could not be found.")
+    replication = gsvc.replication
+    if name in ("failover_replication", "modify_body_for_action"):
+        policy.authorize(context, "group:failover_replication")
+        spec = body_of(FailoverReplication, body, name)
+        replication.failover(context, group_id, spec.allow_attached_volume, spec.secondary_backend_id)
+        return Response(status_code=202)
+    body_of(NoArguments, body, name)
+    if name == "list_replication_targets":
+        policy.authorize(context, "group:list_replication_targets")
+        return JSONResponse({"replication_targets": replication.targets(context, group_id)})
+    if name == "enable_replication":
+        policy.authorize(context, "group:enable_replication")
+        replication.enable(context, group_id)
+    else:
+        policy.authorize(context, "group:disable_replication")
+        replication.disable(context, group_id)
     return Response(status_code=202)

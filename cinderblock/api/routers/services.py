@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cinderblock.api import microversions as mv
 from cinderblock.api.context import Ctx, Ver
@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v3", tags=["services"])
 # PUT /os-services/{action}: the policy rule of each action (enable, disable, set-log…: services:update).
 SERVICE_ACTION_RULES = {"freeze": "volume:freeze_host", "thaw": "volume:thaw_host",
                         "failover_host": "volume:failover_host", "failover": "volume:failover_host"}
-POOL_FILTER, POOL_TYPE_FILTER = (3, 28), (3, 35)
+REPLICATION_ACTIONS = ("freeze", "thaw", "failover_host", "failover")
+POOL_FILTER, POOL_TYPE_FILTER, CLUSTER_ACTIONS = (3, 28), (3, 35), (3, 26)
 
 
 def _service_view(svc: Svc, row: tables.Service, version: mv.Version) -> dict[str, Any]:
@@ -47,10 +48,13 @@ def list_services(request: Request, svc: Svc, context: Ctx, version: Ver) -> JSO
     return JSONResponse({"services": [_service_view(svc, row, version) for row in rows]})
 
 
-@router.put("/os-services/{action}", summary="enable, disable or disable-log-reason a service (admin)")
-def update_service(action: str, svc: Svc, context: Ctx,
-                   body: dict[str, Any] = Body(..., examples=[{"host": "node@local", "binary": "cinder-volume"}])) -> JSONResponse:
+@router.put("/os-services/{action}",
+            summary="enable, disable, disable-log-reason; freeze, thaw, failover_host, failover (admin)")
+def update_service(action: str, svc: Svc, context: Ctx, version: Ver,
+                   body: dict[str, Any] = Body(..., examples=[{"host": "node@local", "binary": "cinder-volume"}])) -> Response:
     svc.policy.authorize(context, SERVICE_ACTION_RULES.get(action, "volume_extension:services:update"))
+    if action in REPLICATION_ACTIONS:
+        return _replication_action(action, svc, context, version, body)
     if action not in ("enable", "disable", "disable-log-reason"):
         raise InvalidInput(f"Invalid input received: Unknown os-services action {action}.")
     host = body.get("host")
@@ -65,6 +69,26 @@ def update_service(action: str, svc: Svc, context: Ctx,
     if reason:
         view["disabled_reason"] = reason
     return JSONResponse(view)
+
+
+def _replication_action(action: str, svc: Svc, context: Ctx, version: mv.Version,
+                        body: dict[str, Any]) -> Response:
+    """freeze/thaw: 200 empty once done. failover_host/failover: 202 empty, the work goes on (poll
+    os-services). `failover` is answered at every version: openstacksdk and `openstack volume host
+    failover` send it without a version header. `cluster` is read from 3.26 on, as in Cinder."""
+    host = body.get("host")
+    cluster = body.get("cluster") if version.at_least(CLUSTER_ACTIONS) else None
+    for key, value in (("host", host), ("cluster", cluster)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"Invalid input received: {key} must be a string.")
+    if action == "freeze":
+        svc.replication.freeze(context, host, cluster)
+        return Response(status_code=200)
+    if action == "thaw":
+        svc.replication.thaw(context, host, cluster)
+        return Response(status_code=200)
+    svc.replication.failover(context, host, cluster if action == "failover" else None, body.get("backend_id"))
+    return Response(status_code=202)
 
 
 @router.get("/os-availability-zone", summary="Availability zones")
@@ -100,4 +124,4 @@ def capabilities(host: str, svc: Svc, context: Ctx) -> JSONResponse:
                          caps.get("volume_backend_name"), "pool_name": None, "driver_version":
                          caps.get("driver_version"), "storage_protocol": caps.get("storage_protocol"),
                          "display_name": None, "description": None, "visibility": None,
-                         "replication_targets": [], "properties": properties, "vendor_name": caps.get("vendor_name")})
+                         "replication_targets": caps.get("replication_targets") or [], "properties": properties, "vendor_name": caps.get("vendor_name")})

@@ -86,6 +86,15 @@ class ResetStatus(Strict):
     status: str
 
 
+class NoArguments(Strict):
+    """enable_replication, disable_replication, list_replication_targets: `{}` (or null: openstacksdk)."""
+
+
+class FailoverReplication(Strict):
+    allow_attached_volume: Bool = False
+    secondary_backend_id: str | None = None
+
+
 class GroupSnapshotCreate(Strict):
     group_id: str
     name: Name | None = None

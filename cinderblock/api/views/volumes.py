@@ -77,6 +77,10 @@ def detail(volume: tables.Volume, version: mv.Version, context: RequestContext, 
                      "os-vol-mig-status-attr:name_id": None})
     if seen.host:
         view["os-vol-host-attr:host"] = volume.host
+        # Replication lag for admins (Cinder's extended-status key): per target the time of the
+        # last complete copy and the bytes still to send, as the volume service last saw them.
+        view["os-volume-replication:extended_status"] = volume.replication_extended_status
+        view["os-volume-replication:driver_data"] = volume.replication_driver_data
     if version.at_least(mv.GROUP_VOLUME):
         view["group_id"] = volume.group_id
     if version.at_least((3, 21)) and context.is_admin:

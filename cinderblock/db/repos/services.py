@@ -40,3 +40,26 @@ def find(session: Session, host: str | None = None, binary: str | None = None) -
     if binary:
         statement = statement.where(Service.binary == binary)
     return list(session.scalars(statement))
+
+
+def reset_active_backend(session: Session, host: str, enable_replication: bool, active_backend_id: str | None,
+                         stopped_before: Any | None) -> Service:
+    """`db reset-active-backend`: after promoting the secondary in cinder.conf, the service starts
+    afresh. Refused unless the service is frozen and disabled (the promote procedure) and, when
+    `stopped_before` is given, its last heartbeat is older than that (the service is stopped)."""
+    from cinderblock.model.errors import InvalidState, NotFound
+
+    row = session.scalar(select(Service).where(Service.host == host, Service.binary == "cinder-volume"))
+    if row is None:
+        raise NotFound(f"No volume service {host} is registered.")
+    if not (row.frozen and row.disabled):
+        raise InvalidState(f"{host} must be frozen and disabled first (cinder freeze-host {host}); it is "
+                           f"{'frozen' if row.frozen else 'not frozen'} and "
+                           f"{'disabled' if row.disabled else 'enabled'}.")
+    if stopped_before is not None and row.heartbeat_at is not None and row.heartbeat_at > stopped_before:
+        raise InvalidState(f"{host} is still running (last heartbeat {row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC): "
+                           "stop its volume service first, or pass --force.")
+    row.disabled, row.disabled_reason = False, None
+    row.active_backend_id = active_backend_id
+    row.replication_status = "enabled" if enable_replication else "disabled"
+    return row

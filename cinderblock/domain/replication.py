@@ -1,0 +1,86 @@
+"""Backend replication admin actions (os-services failover_host / failover, freeze, thaw).
+
+Failover: one compare-and-swap claims the service (`enabled | failed-over | failover-error` and up →
+`failing-over`), then a cast; the caller polls os-services. Freeze and thaw are calls: the volume
+service asks its driver first and writes `frozen` only once it agreed.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cinderblock.db import tables
+from cinderblock.db.cas import compare_and_swap
+from cinderblock.db.repos import services as repo
+from cinderblock.domain.common import DomainDeps
+from cinderblock.domain.services import is_up
+from cinderblock.model.errors import InvalidInput
+from cinderblock.model.records import BackendAddress, RequestContext
+from cinderblock.model.states import ReplicationStatus as R
+
+VOLUME_BINARY = "cinder-volume"
+# Cinder accepts enabled and failed-over; failover-error too here, so an admin can retry after a
+# driver error or an interrupted failover (the driver reverted, the row names what serves).
+FAILOVER_FROM = (R.ENABLED, R.FAILED_OVER, R.FAILOVER_ERROR)
+
+
+class BackendReplication:
+    def __init__(self, deps: DomainDeps) -> None:
+        self.deps = deps
+
+    def _services(self, host: str | None, cluster: str | None) -> list[tables.Service]:
+        if bool(host) == bool(cluster):
+            raise InvalidInput("Invalid input received: give exactly one of host and cluster."
+                               if host or cluster else "Host field is missing.")
+        if cluster:  # no clusters here: every backend is its own service
+            raise InvalidInput(f"Invalid input received: No service found with cluster={cluster}.")
+        assert host is not None
+        service_host = BackendAddress.parse(host).service_host
+        with self.deps.db.read() as session:
+            rows = repo.find(session, service_host, VOLUME_BINARY)
+            for row in rows:
+                session.expunge(row)
+        if not rows:
+            raise InvalidInput(f"Invalid input received: No service found with host={host}.")
+        return rows
+
+    def failover(self, context: RequestContext, host: str | None, cluster: str | None,
+                 backend_id: str | None) -> None:
+        if backend_id is not None and not isinstance(backend_id, str):
+            raise InvalidInput("Invalid input received: backend_id must be a string or null.")
+        services = self._services(host, cluster)
+        for service in services:
+            if not is_up(service, self.deps.settings.service_down_time):
+                raise InvalidInput(f"Invalid input received: the volume service {service.host} is down.")
+        with self.deps.db.write() as session:
+            won = [service for service in services if compare_and_swap(
+                session, tables.Service, service.id, {"replication_status": set(FAILOVER_FROM)},
+                {"replication_status": R.FAILING_OVER})]
+            if not won:
+                statuses = sorted({s.replication_status for s in services})
+                raise InvalidInput(
+                    "Invalid input received: No service could be changed: replication_status "
+                    f"{statuses} must be one of {[str(s) for s in FAILOVER_FROM]} to failover.")
+        for service in won:
+            try:
+                self.deps.volumes.failover(context, service.host, backend_id)
+            except Exception:  # nobody will run it: give the service its state back
+                with self.deps.db.write() as session:
+                    compare_and_swap(session, tables.Service, service.id, {"replication_status": R.FAILING_OVER},
+                                     {"replication_status": service.replication_status})
+                raise
+
+    def freeze(self, context: RequestContext, host: str | None, cluster: str | None) -> None:
+        for service in self._services(host, cluster):
+            self.deps.volumes.freeze_host(context, service.host)
+
+    def thaw(self, context: RequestContext, host: str | None, cluster: str | None) -> None:
+        for service in self._services(host, cluster):
+            self.deps.volumes.thaw_host(context, service.host)
+
+    def targets(self, service_host: str) -> list[str]:
+        """Backend ids of the targets the backend reports (never the rest of replication_device)."""
+        with self.deps.db.read() as session:
+            caps = session.scalar(select(tables.Service.capabilities).where(
+                tables.Service.host == service_host, tables.Service.binary == VOLUME_BINARY))
+        targets = (caps or {}).get("replication_targets") or []
+        return [str(t) for t in targets]
