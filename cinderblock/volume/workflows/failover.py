@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
 from cinderblock.model.errors import DriverError, InvalidInput, InvalidReplicationTarget, InvalidState
@@ -186,6 +187,12 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
                     _error_volume(session, volume, R.NOT_CAPABLE)
                 elif volume.id in restorable:
                     _restore_volume(session, volume)
+            # Replicated groups follow their backend (their members did, above).
+            host = deps.backend.service_host
+            session.execute(update(gt.Group).where(
+                or_(gt.Group.host == host, gt.Group.host.like(f"{host}#%")),
+                gt.Group.replication_status.in_((R.ENABLED, R.FAILED_OVER)),
+            ).values(replication_status=switched_to))
     retry_db(write, f"volume rows of the failover of {deps.backend.service_host}")
 
 
