@@ -246,36 +246,31 @@ def _restore_volume(session: Any, volume: tables.Volume) -> None:
 
 def freeze(deps: WorkflowDeps) -> None:
     """The driver agrees first; only then is `frozen` written (with disabled, reason frozen)."""
-    service = _service(deps)
-    if service is None:
-        raise InvalidInput(f"No service found with host={deps.backend.service_host}")
-    if service.frozen:
-        raise InvalidInput("Invalid input received: No service could be changed: frozen in [True] must be False.")
-    driver = replication_driver(deps)
-    if driver is not None:
-        try:
-            driver.freeze_backend()
-        except DriverError as error:
-            raise InvalidState(f"Backend reported error during freeze_host operation: {error}") from error
-    if not _update_service(deps, {"frozen": False},
-                           {"frozen": True, "disabled": True, "disabled_reason": FROZEN_REASON}):
-        raise InvalidInput("Invalid input received: No service could be changed: frozen in [True] must be False.")
-    LOG.info("%s frozen", deps.backend.service_host)
+    _set_frozen(deps, True)
 
 
 def thaw(deps: WorkflowDeps) -> None:
     """The driver agrees first; a refusal leaves the service frozen and disabled (both agree)."""
+    _set_frozen(deps, False)
+
+
+def _set_frozen(deps: WorkflowDeps, frozen: bool) -> None:
+    operation = "freeze_host" if frozen else "thaw_host"
+    unchanged = (f"Invalid input received: No service could be changed: frozen in [{frozen}] "
+                 f"must be {not frozen}.")
     service = _service(deps)
     if service is None:
         raise InvalidInput(f"No service found with host={deps.backend.service_host}")
-    if not service.frozen:
-        raise InvalidInput("Invalid input received: No service could be changed: frozen in [False] must be True.")
+    if service.frozen == frozen:
+        raise InvalidInput(unchanged)
     driver = replication_driver(deps)
     if driver is not None:
         try:
-            driver.thaw_backend()
+            driver.freeze_backend() if frozen else driver.thaw_backend()
         except DriverError as error:
-            raise InvalidState(f"Backend reported error during thaw_host operation: {error}") from error
-    if not _update_service(deps, {"frozen": True}, {"frozen": False, "disabled": False, "disabled_reason": None}):
-        raise InvalidInput("Invalid input received: No service could be changed: frozen in [False] must be True.")
-    LOG.info("%s thawed", deps.backend.service_host)
+            raise InvalidState(f"Backend reported error during {operation} operation: {error}") from error
+    values = ({"frozen": True, "disabled": True, "disabled_reason": FROZEN_REASON} if frozen
+              else {"frozen": False, "disabled": False, "disabled_reason": None})
+    if not _update_service(deps, {"frozen": not frozen}, values):
+        raise InvalidInput(unchanged)
+    LOG.info("%s %s", deps.backend.service_host, "frozen" if frozen else "thawed")
