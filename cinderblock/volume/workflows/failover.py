@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -136,7 +136,8 @@ def failover_host(deps: WorkflowDeps, secondary_backend_id: str | None) -> None:
     try:
         if driver is None:
             raise InvalidReplicationTarget(f"the {type(deps.driver).__name__} of this backend does not replicate")
-        result = driver.failover_host([volume_ref(v) for v in replicated], secondary_backend_id)
+        result = driver.failover_host([volume_ref(v) for v in replicated], secondary_backend_id,
+                                      _progress_log(deps.backend.service_host))
     except InvalidReplicationTarget as error:
         LOG.warning("failover of %s refused, nothing changed: %s", deps.backend.service_host, error)
         _update_service(deps, {"replication_status": R.FAILING_OVER}, {"replication_status": previous})
@@ -156,6 +157,17 @@ def failover_host(deps: WorkflowDeps, secondary_backend_id: str | None) -> None:
              len(result.volumes) - len(failed), len(failed) + len(replicated) - len(result.volumes),
              f"; {result.message}" if result.message else "")
     deps.stats_changed()
+
+
+def _progress_log(host: str) -> Callable[[int], None]:
+    """Log a long failover's progress every 10 %."""
+    logged = [-10]
+
+    def progress(percent: int) -> None:
+        if percent >= logged[0] + 10 or percent == 100:
+            logged[0] = percent
+            LOG.info("failover of %s: %d%% of the replicated volumes switched", host, percent)
+    return progress
 
 
 def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
