@@ -20,6 +20,9 @@ mistaken for an orphan. Then:
     snapshot creating  storage exists → available, else error
             deleting   the delete runs again
             restoring  available
+    group replication  enabling | disabling | failing-over (an API 3.38 action the crash cut off)
+            → error, the group and its members alike: the driver may have done part of it, and
+            the admin can disable or fail over again from error
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
 from cinderblock.model import transitions as t
@@ -59,7 +63,27 @@ def recover(deps: WorkflowDeps) -> None:
         _recover_volume(deps, volume, listing)
     for snap in snapshots:
         _recover_snapshot(deps, snap, listing)
+    _recover_group_replication(deps)
     _remove_orphans(deps, listing, volume_rows, snapshot_rows)
+
+
+REPLICATION_TRANSIENT = ("enabling", "disabling", "failing-over")
+
+
+def _recover_group_replication(deps: WorkflowDeps) -> None:
+    prefix = deps.backend.service_host
+    with deps.db.write() as session:
+        groups = list(session.scalars(select(gt.Group.id).where(
+            (gt.Group.host == prefix) | gt.Group.host.like(f"{prefix}#%"),
+            gt.Group.replication_status.in_(REPLICATION_TRANSIENT))))
+        for group_id in groups:
+            LOG.warning("recovery: group %s replication change interrupted → error", group_id)
+            session.execute(update(gt.Group).where(gt.Group.id == group_id).values(
+                replication_status="error", status="error",
+                error_reason="recovered after restart: replication change interrupted"))
+            session.execute(update(tables.Volume).where(
+                tables.Volume.group_id == group_id, tables.Volume.replication_status.in_(REPLICATION_TRANSIENT),
+            ).values(replication_status="error"))
 
 
 def _in_chunks(session: Any, table: Any, column: Any, values: list[str]) -> Iterator[Any]:

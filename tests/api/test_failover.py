@@ -310,3 +310,24 @@ def test_reset_active_backend_promotes_the_secondary_without_sql(rep: Cloud, tmp
     assert (row["replication_status"], row["active_backend_id"], row["status"], row["frozen"]) == (
         "enabled", None, "enabled", True)
     assert cli.main(argv + ["--force", "--active-backend-id", "site-c"]) == 1  # no longer disabled
+
+
+def test_restart_settles_an_interrupted_group_replication_change(make_cloud: Callable[..., Cloud]) -> None:
+    from cinderblock.db import group_tables as gt
+    from tests.api.test_groups import make_group, make_group_type
+
+    first = make_cloud(CONFIG)
+    first.request("POST", "/v3/types", json={"volume_type": {"name": "replicated",
+                                                             "extra_specs": {"replication_enabled": "<is> True"}}})
+    make_group_type(first, "rg", {"group_replication_enabled": "<is> True"})
+    group = make_group(first, ["replicated"], group_type="rg")
+    member = first.create_volume(volume_type="replicated", group_id=group["id"])
+    with first.running.core.db.write() as session:  # the claim was written, the process died
+        session.execute(update(gt.Group).where(gt.Group.id == group["id"]).values(replication_status="enabling"))
+        session.execute(update(tables.Volume).where(tables.Volume.id == member["id"])
+                        .values(replication_status="enabling"))
+    first.running.stop()
+    second = make_cloud(CONFIG)
+    shown = second.request("GET", f"/v3/groups/{group['id']}", headers=headers("3.38")).json()["group"]
+    assert (shown["status"], shown["replication_status"]) == ("error", "error")
+    assert volume(second, member["id"])["replication_status"] == "error"
