@@ -322,6 +322,31 @@ def replication_devices(options: Mapping[str, Any]) -> tuple[ReplicationDevice, 
     return devices
 
 
+def resolve_failover_target(targets: Sequence[ReplicationDevice], active: str | None,
+                            secondary_id: str | None) -> str | None:
+    """The site a failover request switches to (None: the primary), by the contract's rules; raises
+    InvalidReplicationTarget when there is none. `active`: the target serving now (None: primary)."""
+    from cinderblock.model.errors import InvalidReplicationTarget
+
+    if not targets:
+        raise InvalidReplicationTarget("replication is not configured on this backend")
+    if secondary_id == PRIMARY_BACKEND_ID:
+        if active is None:
+            raise InvalidReplicationTarget("the backend is not failed over: there is nothing to fail back")
+        return None
+    ids = [target.backend_id for target in targets]
+    if secondary_id is None:
+        choices = [i for i in ids if i != active]
+        if not choices:
+            raise InvalidReplicationTarget("no replication target other than the active one is configured")
+        return choices[0]
+    if secondary_id not in ids:
+        raise InvalidReplicationTarget(f"{secondary_id!r} is not a replication target of this backend ({ids})")
+    if secondary_id == active:
+        raise InvalidReplicationTarget(f"{secondary_id!r} is already the active backend")
+    return secondary_id
+
+
 @dataclass(frozen=True)
 class ReplicaState:
     """How far one volume's copy on one target is behind the volume."""

@@ -28,6 +28,7 @@ from cinderblock.volume.driver import (
     SupportsReplication,
     VolumeFailover,
     replication_devices,
+    resolve_failover_target,
     ConnectionInfo,
     Connector,
     DriverOptions,
@@ -396,25 +397,6 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
     def replication_targets(self) -> tuple[ReplicationDevice, ...]:
         return self._targets
 
-    def _resolve_target(self, secondary_id: str | None) -> str | None:
-        """The site to switch to (None: the primary); InvalidReplicationTarget when there is none."""
-        active = self.store.active
-        if secondary_id == PRIMARY_BACKEND_ID:
-            if active is None:
-                raise InvalidReplicationTarget("the backend is not failed over: there is nothing to fail back")
-            return None
-        ids = [t.backend_id for t in self._targets]
-        if secondary_id is None:
-            choices = [i for i in ids if i != active]
-            if not choices:
-                raise InvalidReplicationTarget("no replication target other than the active one is configured")
-            return choices[0]
-        if secondary_id not in ids:
-            raise InvalidReplicationTarget(f"{secondary_id!r} is not a replication target of this backend ({ids})")
-        if secondary_id == active:
-            raise InvalidReplicationTarget(f"{secondary_id!r} is already the active backend")
-        return secondary_id
-
     def _switch(self, volumes: Sequence[VolumeRef], target: str | None) -> tuple[VolumeFailover, ...]:
         site = target or PRIMARY_BACKEND_ID
         lost = self.store.active_site_lost
@@ -443,7 +425,7 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
                       progress: ProgressCallback = no_progress) -> FailoverResult:
         self._enter("failover_host", secondary_id)
         with self.store.lock:
-            target = self._resolve_target(secondary_id)
+            target = resolve_failover_target(self._targets, self.store.active, secondary_id)
             results = self._switch(volumes, target)
             self.store.active = target
             self.store.active_site_lost = False
