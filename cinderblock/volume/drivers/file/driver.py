@@ -4,6 +4,10 @@ Copies (snapshot, clone, create-from-snapshot, revert) reflink when the filesyst
 back to a sparse copy. New content is always written under a temp name in the pool directory and
 renamed into place, so a crash never leaves a half-written file under a final name; do_setup
 removes such leftovers. Exports go through the target helper named by `target_helper`.
+
+Replication (`replication_device = backend_id:<id>, path:<dir>`): see replication.py. Every path is
+resolved on the site serving the volume (the backend's active site, or the volume's own after a
+group failover), where pool P lives in `<target path>/<P>`.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from oslo_config import cfg
 
 from cinderblock.model.errors import DriverError
 from cinderblock.volume.driver import (
+    PRIMARY_BACKEND_ID,
     BackendStats,
     ConnectionInfo,
     Connector,
@@ -36,6 +41,7 @@ from cinderblock.volume.driver import (
 from cinderblock.volume.drivers.file import copy
 from cinderblock.volume.drivers.file.capabilities import parse_extra_capabilities
 from cinderblock.volume.drivers.file.consistency import FileGroupSnapshots
+from cinderblock.volume.drivers.file.replication import FileReplication
 from cinderblock.volume.targets.base import Target, make_target
 
 LOG = logging.getLogger(__name__)
@@ -96,7 +102,7 @@ def parse_pools(entries: list[str] | str, state_path: str) -> list[Pool]:
     return pools
 
 
-class FileDriver(VolumeDriver, FileGroupSnapshots):
+class FileDriver(VolumeDriver, FileGroupSnapshots, FileReplication):
     VERSION = "1.0.0"
     OPTIONS = file_opts
 
@@ -112,6 +118,7 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
         except DriverError as exc:  # reported by do_setup/check_for_setup_error
             self._target_error = exc
         self._extra_raw = str(options.get("extra_capabilities") or "")
+        self._repl_init()
 
     @property
     def target(self) -> Target:
@@ -125,7 +132,8 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
     def do_setup(self) -> None:
         self.target  # noqa: B018 -- raises for an unknown target_helper
         parse_extra_capabilities(self._extra_raw)  # a typo stops this backend, not the service
-        for pool in self.pools:
+        self._repl_configure()
+        for pool in self._active_pools():
             with _os_errors(f"preparing pool {pool.name} at {pool.path}"):
                 pool.path.mkdir(parents=True, exist_ok=True)
                 for leftover in pool.path.glob(f"{TMP_PREFIX}*"):
@@ -134,9 +142,10 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
                 self._reflink[pool.name] = _probe_reflink(pool.path)
             LOG.info("pool %s at %s: reflink %s", pool.name, pool.path,
                      "supported" if self._reflink[pool.name] else "not supported, using sparse copies")
+        self._repl_start()
 
     def check_for_setup_error(self) -> None:
-        for pool in self.pools:
+        for pool in self._active_pools():
             if not pool.path.is_dir():
                 raise DriverError(f"pool {pool.name}: {pool.path} is not a directory")
             if not os.access(pool.path, os.W_OK | os.X_OK):
@@ -160,7 +169,7 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
         setting = self._ratio_setting()
         reserved = int(self.options.get("reserved_percentage") or 0)
         pools = []
-        for pool in self.pools:
+        for pool in self._active_pools():
             with _os_errors(f"reading capacity of pool {pool.name}"):
                 st = os.statvfs(pool.path)
                 provisioned, used, count = _usage(pool.path)
@@ -188,7 +197,8 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
             storage_protocol=self.target.protocol,
             pools=tuple(pools),
             capabilities={"multiattach": False, "QoS_support": False,
-                          **parse_extra_capabilities(self._extra_raw)},
+                          **self.replication_capabilities(),
+                          **parse_extra_capabilities(self._extra_raw)},  # the admin's keys win
         )
 
     # -- paths ---------------------------------------------------------------------------------
@@ -202,29 +212,40 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
             raise DriverError(f"unknown pool {name!r} (pools: {', '.join(self._pools_by_name)})")
         return pool
 
+    def _active_pools(self, site: str | None = None) -> list[Pool]:
+        """The pools of a site (default: the backend's active one): `<target path>/<pool>` on targets."""
+        site = site or self._backend_site()
+        return [Pool(p.name, self._site_pool_dir(site, p.name)) for p in self.pools]
+
     def _new_path(self, volume: VolumeRef) -> Path:
         pool = self._pool(volume.pool) or self.pools[0]
-        return pool.path / volume.name
+        return self._site_pool_dir(self._backend_site(), pool.name) / volume.name
 
-    def _locate(self, name: str, pool: str | None, provider_location: str | None) -> Path:
-        """Where an existing file is: its pool, then provider_location, then any pool."""
+    def _locate(self, name: str, pool: str | None, provider_location: str | None, site: str | None = None) -> Path:
+        """Where an existing file is, on the site serving it: its pool, provider_location, any pool."""
+        site = site or self._backend_site()
+        pools = self._active_pools(site)
         candidates: list[Path] = []
         known = self._pool(pool)
         if known:
-            candidates.append(known.path / name)
-        if provider_location:
+            candidates.append(self._site_pool_dir(site, known.name) / name)
+        # On a replication target, never a primary path a stale provider_location still names.
+        if provider_location and (site == PRIMARY_BACKEND_ID or Path(provider_location).parent in
+                                  {p.path for p in pools}):
             candidates.append(Path(provider_location))
-        candidates += [p.path / name for p in self.pools]
+        candidates += [p.path / name for p in pools]
         for candidate in candidates:
             if candidate.exists():
                 return candidate
         return candidates[0]
 
     def volume_path(self, volume: VolumeRef) -> Path:
-        return self._locate(volume.name, volume.pool, volume.provider_location)
+        site = self._volume_site(volume.id, volume.replication_driver_data)
+        return self._locate(volume.name, volume.pool, volume.provider_location, site)
 
     def snapshot_path(self, snapshot: SnapshotRef) -> Path:
-        return self._locate(snapshot.name, snapshot.volume.pool, snapshot.provider_location)
+        site = self._volume_site(snapshot.volume.id, snapshot.volume.replication_driver_data)
+        return self._locate(snapshot.name, snapshot.volume.pool, snapshot.provider_location, site)
 
     def _existing(self, path: Path, what: str) -> Path:
         if not path.is_file():
@@ -285,13 +306,14 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
         with _os_errors(f"creating {path}"):
             self._publish(path, fill)
         LOG.info("created %s (%d GiB)", path, volume.size_gb)
-        return ModelUpdate(provider_location=str(path))
+        return self._replicate_new(volume, ModelUpdate(provider_location=str(path)))
 
     def delete_volume(self, volume: VolumeRef) -> None:
         self.target.remove_export(volume.id)
         path = self.volume_path(volume)
         with _os_errors(f"deleting {path}"):
             path.unlink(missing_ok=True)
+            self._forget(volume.id, volume.pool)  # and its copies on every replication site
         LOG.info("deleted %s", path)
 
     def volume_exists(self, volume: VolumeRef) -> bool:
@@ -327,7 +349,7 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
         with _os_errors(f"creating {final} from {src}"):
             self._check_fits(volume, src)
             self._copy_into(src, final, volume.size_gb * GiB, progress)
-        return ModelUpdate(provider_location=str(final))
+        return self._replicate_new(volume, ModelUpdate(provider_location=str(final)))
 
     def create_cloned_volume(
         self, volume: VolumeRef, source: VolumeRef, progress: ProgressCallback = no_progress
@@ -337,7 +359,7 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
         with _os_errors(f"cloning {src} to {final}"):
             self._check_fits(volume, src)
             self._copy_into(src, final, volume.size_gb * GiB, progress)
-        return ModelUpdate(provider_location=str(final))
+        return self._replicate_new(volume, ModelUpdate(provider_location=str(final)))
 
     def revert_to_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> None:
         path = self._existing(self.volume_path(volume), "volume")
@@ -372,7 +394,7 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
     def list_storage(self) -> StorageListing:
         volumes: dict[str, int] = {}
         snapshots: set[str] = set()
-        for pool in self.pools:
+        for pool in self._active_pools():
             with _os_errors(f"listing pool {pool.name}"), os.scandir(pool.path) as entries:
                 for entry in entries:
                     # Temp files (.tmp-*) are never complete; do_setup removes them.
@@ -381,6 +403,11 @@ class FileDriver(VolumeDriver, FileGroupSnapshots):
                             volumes[entry.name[len("volume-"):]] = entry.stat(follow_symlinks=False).st_size
                     elif entry.name.startswith("snapshot-"):
                         snapshots.add(entry.name[len("snapshot-"):])
+        for volume_id, entry in list(self._registry.volumes.items()):  # group members served elsewhere
+            if entry.get("active") and entry["active"] != self._backend_site():
+                with contextlib.suppress(OSError, KeyError):
+                    path = self._site_pool_dir(entry["active"], entry["pool"]) / f"volume-{volume_id}"
+                    volumes[volume_id] = path.stat().st_size
         return StorageListing(volumes=volumes, snapshots=frozenset(snapshots), exports=self.target.list_exports())
 
 

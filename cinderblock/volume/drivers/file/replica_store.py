@@ -88,6 +88,25 @@ def read_manifest(directory: Path, volume_id: str) -> dict[str, Any] | None:
     return data
 
 
+def file_fingerprint(path: Path) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+
+def usable_manifest(directory: Path, volume_id: str) -> dict[str, Any] | None:
+    """The manifest, if the copy is still exactly what replication left (same mtime/size/inode).
+
+    A copy written behind replication's back (a consumer still attached to a site it no longer
+    serves) does not match its digests any more: it gets a whole new copy, never a delta."""
+    manifest = read_manifest(directory, volume_id)
+    if manifest is None or manifest.get("dest_fp") != file_fingerprint(directory / f"volume-{volume_id}"):
+        return None
+    return manifest
+
+
 def manifest_payload(manifest: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(manifest)
     out["digests"] = {str(k): v for k, v in manifest.get("digests", {}).items()}
@@ -104,7 +123,9 @@ class Staging:
         self.gen = gen
         self.size = size
         self.final = directory / f"volume-{volume_id}"
-        usable = base is not None and base.get("size", 0) <= size and self.final.is_file()
+        # A copy without data (just created) is not worth a redo log: a fresh file is written once.
+        usable = (base is not None and bool(base.get("digests")) and base.get("size", 0) <= size
+                  and self.final.is_file())
         self.base_digests: dict[int, str] = dict(base["digests"]) if usable and base else {}
         self.fresh = not usable
         self.base_size = int(base["size"]) if usable and base else 0
@@ -236,6 +257,7 @@ def roll_forward(directory: Path, volume_id: str) -> bool:
         os.truncate(final, size)
     for key in ("kind", "stage", "entries"):
         data.pop(key, None)
+    data["dest_fp"] = file_fingerprint(final)
     write_json(manifest_path(directory, volume_id), data)
     pending.unlink(missing_ok=True)
     if stage_name:

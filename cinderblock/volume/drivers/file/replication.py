@@ -46,6 +46,7 @@ from cinderblock.volume.driver import (
     VolumeRef,
     no_progress,
     replication_devices,
+    resolve_failover_target,
 )
 from cinderblock.volume.drivers.file import copy, extents, replica_store as store
 from cinderblock.volume.drivers.file.consistency import write_barrier
@@ -55,6 +56,9 @@ LOG = logging.getLogger(__name__)
 PRIMARY = PRIMARY_BACKEND_ID
 FAILOVER_WORKERS = 16
 CYCLE_WORKERS = 4
+# Chunks hashed in parallel (hashlib releases the GIL) while the previous batch is written.
+HASH_THREADS = 2
+BATCH = 8
 # mtime younger than this (s) at the point in time: a later write could share the timestamp tick.
 SETTLE = 0.05
 
@@ -117,7 +121,6 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
         self._vlocks_guard = threading.Lock()
         # (volume id, site) -> [last_complete_at, bytes_pending, in_flight]
         self._states: dict[tuple[str, str], list[Any]] = {}
-        self._fingerprints: dict[str, tuple[int, int, int, float]] = {}
         self._cond = threading.Condition()
         self._paused = 0
         self._running: set[str] = set()
@@ -128,6 +131,8 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
         self._next_due: dict[str, float] = {}
         self._fault: tuple[int, type[BaseException]] | None = None
         self.bytes_sent_total = 0
+        self.last_cycle: dict[str, float] = {}
+        self._hash_pool: ThreadPoolExecutor | None = None
 
     def _repl_configure(self) -> None:
         """do_setup, first part: parse and validate the targets (before the active site's pools)."""
@@ -159,8 +164,13 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
             if site == PRIMARY and self._active is not None and not self._site_reachable(PRIMARY):
                 continue  # the lost primary: never recreate it empty behind the admin's back
             for name, directory in self._site_dirs(site):
-                store.meta_dir(directory).mkdir(parents=True, exist_ok=True)
-                self._site_reflink[(site, name)] = _probe(directory)
+                try:
+                    store.meta_dir(directory).mkdir(parents=True, exist_ok=True)
+                    self._site_reflink[(site, name)] = _probe(directory)
+                except OSError as error:
+                    if site == self._backend_site():
+                        raise DriverError(f"preparing {directory}: {error.strerror or error}") from error
+                    LOG.warning("replication site %s unusable for now (%s): %s", site, directory, error)
         self._registry.load()
         for site in self._sites():
             if self._site_reachable(site):
@@ -182,6 +192,9 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads = []
+        if self._hash_pool is not None:
+            self._hash_pool.shutdown(wait=True)
+            self._hash_pool = None
 
     # -- sites ---------------------------------------------------------------------------------
 
@@ -285,7 +298,6 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
                         store.remove_copy(self._site_pool_dir(site, name), volume_id)
             for site in self._sites():
                 self._states.pop((volume_id, site), None)
-            self._fingerprints.pop(volume_id, None)
 
     # -- the worker ----------------------------------------------------------------------------
 
@@ -397,6 +409,7 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
 
     def _send_locked(self, ids: Sequence[str], only: str | None, live: bool,
                      cancel: threading.Event | None) -> dict[str, dict[str, int]]:
+        started = time.monotonic()
         members = []
         for volume_id in ids:
             entry = self._registry.volumes.get(volume_id)
@@ -412,13 +425,15 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
             for dest in dests:
                 directory = self._site_pool_dir(dest, entry["pool"])
                 store.roll_forward(directory, volume_id)  # a committed generation left unfinished
-                manifests[dest] = store.read_manifest(directory, volume_id)
+                manifests[dest] = store.usable_manifest(directory, volume_id)
             members.append({"id": volume_id, "entry": entry, "site": site, "source": source, "dests": dests,
-                            "manifests": manifests, "image": None, "stagings": {}, "digests": {}})
+                            "manifests": manifests, "image": None, "stagings": {}, "digests": {}, "failed": {}})
         if not members:
             return {}
         group = members[0]["entry"].get("group")
-        gen = max(int(m["entry"].get("gen", 0)) for m in members) + 1
+        # Generations only grow on every destination: above anything the copies or memory hold.
+        gen = 1 + max([int(m["entry"].get("gen", 0)) for m in members]
+                      + [int(man["gen"]) for m in members for man in m["manifests"].values() if man])
         images: list[Path] = []
         committed: set[int] = set()
         sent: dict[str, dict[str, int]] = {m["id"]: {} for m in members}
@@ -427,12 +442,16 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
             barrier = contextlib.nullcontext([0.0]) if live else write_barrier(
                 [m["source"] for m in members], self.target, [m["id"] for m in members])
             with barrier:
+                if only is not None and any(os.stat(m["source"]).st_mtime_ns / 1e9 > time.time() - SETTLE
+                                            for m in members):
+                    time.sleep(SETTLE)  # a failover's final sync of a just-written volume: let its mtime settle
                 taken_at = time.time()
                 for m in members:
                     st = os.stat(m["source"])
                     m["fp"] = [st.st_mtime_ns, st.st_size, st.st_ino]
                     m["size"] = st.st_size
                     settled = st.st_mtime_ns / 1e9 < taken_at - SETTLE
+                    m["settled"] = settled
                     m["skip"] = settled and all(
                         man is not None and man.get("fp") == m["fp"] and man.get("source") == m["site"]
                         for man in m["manifests"].values())
@@ -454,26 +473,46 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
                     self._stage(m, gen)
                     self._scan(m, cancel, m["image"])
             stagings = [(m, site, stg) for m in members for site, stg in m["stagings"].items()]
-            for m, _site, stg in stagings:
-                if not m["skip"]:
-                    stg.zero_rest()
-                stg.prepare({"gen": gen, "taken_at": taken_at, "size": m["size"], "chunk": extents.CHUNK,
-                             "digests": m["digests"], "source": m["site"], "fp": m["fp"], "group": group})
+            for m, site, stg in stagings:
+                if stg.failed is not None:
+                    continue
+                try:
+                    if not m["skip"]:
+                        stg.zero_rest()
+                    stg.prepare({"gen": gen, "taken_at": taken_at, "size": m["size"], "chunk": extents.CHUNK,
+                                 "digests": m["digests"], "source": m["site"], "group": group,
+                                 # the source's fingerprint, when a later write cannot share it
+                                 "fp": m["fp"] if m["settled"] else None})
+                except OSError as error:
+                    stg.failed = error
+            # A site where one member failed gets none of the set: its copies keep one common point.
+            failed_sites = {site: stg.failed for _m, site, stg in stagings if stg.failed is not None}
+            failed_sites.update({site: err for m in members for site, err in m["failed"].items()})
+            for site, error in failed_sites.items():
+                LOG.warning("replication of %s to %s failed (the last complete copy stays): %s",
+                            [m["id"] for m in members], site, error)
             by_site: dict[str, list[store.Staging]] = {}
             for m, site, stg in stagings:
-                by_site.setdefault(site, []).append(stg)
+                if site not in failed_sites:
+                    by_site.setdefault(site, []).append(stg)
             for site, site_stagings in by_site.items():
                 store.commit(site_stagings, self._site_dirs(site)[0][1], group, gen)
                 committed.update(id(stg) for stg in site_stagings)
+            committed_at = time.monotonic()
             for m, site, stg in stagings:
+                if id(stg) not in committed:
+                    continue
                 store.roll_forward(stg.directory, m["id"])
                 self._states[(m["id"], site)] = [taken_at, 0, False]
                 sent[m["id"]][site] = stg.sent
                 self.bytes_sent_total += stg.sent
-            with self._registry.lock:
-                for m in members:
-                    m["entry"]["gen"] = gen
-                self._registry.save()
+            for m in members:
+                m["entry"]["gen"] = gen
+            # For benchmarks: seconds to the commit point (complete copies) and to the end.
+            self.last_cycle = {"to_commit_s": committed_at - started, "total_s": time.monotonic() - started,
+                               "bytes_sent": sum(sum(v.values()) for v in sent.values())}
+            if failed_sites and only is not None:
+                raise DriverError(f"copy to {only} failed: {next(iter(failed_sites.values()))}")
             return sent
         except SimulatedCrash:
             clean = False
@@ -490,40 +529,82 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
     def _stage(self, member: dict[str, Any], gen: int) -> None:
         pool = member["entry"]["pool"]
         for site in member["dests"]:
-            member["stagings"][site] = store.Staging(
-                self._site_pool_dir(site, pool), member["id"], gen, member["manifests"][site], member["size"],
-                self._site_reflink.get((site, pool), False))
+            try:
+                member["stagings"][site] = store.Staging(
+                    self._site_pool_dir(site, pool), member["id"], gen, member["manifests"][site], member["size"],
+                    self._site_reflink.get((site, pool), False))
+            except OSError as error:
+                member["failed"][site] = error
 
     def _scan(self, member: dict[str, Any], cancel: threading.Event | None, image: Path | None = None) -> None:
-        """Read the member's data chunks once: digest each, offer it to every destination."""
+        """Read the member's data chunks once: digest each, offer it to every destination.
+
+        Three stages overlap: this thread reads, HASH_THREADS hash (hashlib releases the GIL), a
+        writer thread sends the batches in order (bounded queue: a few batches in memory)."""
         path = image or member["source"]
         size = member["size"]
         digests: dict[int, str] = {}
+        # bytes_pending while in flight: the changed bytes found so far (complete at the commit).
+        states = {s: self._states.setdefault((member["id"], s), [None, 0, False]) for s in member["dests"]}
+        for state in states.values():
+            state[2] = True
+        batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+        errors: list[BaseException] = []
+        written = [0]
+
+        def send() -> None:
+            while (item := batches.get()) is not None:
+                if errors:
+                    continue
+                try:
+                    for index, data, future in zip(*item):
+                        digest = future.result()
+                        if digest is not None:
+                            digests[index] = digest
+                        for stg in member["stagings"].values():
+                            if stg.failed is not None:
+                                continue
+                            try:
+                                sent = stg.offer(index, data, digest)
+                            except OSError as error:  # this destination only; the others go on
+                                stg.failed = error
+                                continue
+                            if sent:
+                                written[0] += 1
+                                self._check_fault(written[0])
+                    for site, stg in member["stagings"].items():
+                        states[site][1] = stg.sent
+                except BaseException as error:  # noqa: BLE001 -- re-raised by the reading thread
+                    errors.append(error)
+
+        writer = threading.Thread(target=send, name=f"replication-send-{member['id'][:8]}", daemon=True)
+        writer.start()
         fd = os.open(path, os.O_RDONLY)
         try:
+            # A fresh reflink image shares no page cache with the volume: read ahead a lot.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             chunks = list(extents.data_chunks(fd, size))
-            remaining = len(chunks) * extents.CHUNK
-            states = [self._states.setdefault((member["id"], s), [None, 0, False]) for s in member["dests"]]
-            for state in states:
-                state[1], state[2] = remaining, True
-            written = 0
-            for index in chunks:
+            for start in range(0, len(chunks), BATCH):
+                if errors:
+                    break
                 if cancel is not None and cancel.is_set():
                     raise _Cancelled()
-                data = extents.read_chunk(fd, index, size)
-                digest = extents.digest(data)
-                if digest is not None:
-                    digests[index] = digest
-                for stg in member["stagings"].values():
-                    if stg.offer(index, data, digest):
-                        written += 1
-                        self._check_fault(written)
-                remaining -= extents.CHUNK
-                for state in states:
-                    state[1] = remaining
+                batch = chunks[start:start + BATCH]
+                datas = [extents.read_chunk(fd, index, size) for index in batch]
+                batches.put((batch, datas, [self._hasher().submit(extents.digest, d) for d in datas]))
         finally:
             os.close(fd)
+            batches.put(None)
+            writer.join()
+        if errors:
+            raise errors[0]
         member["digests"] = digests
+
+    def _hasher(self) -> ThreadPoolExecutor:
+        with self._vlocks_guard:
+            if self._hash_pool is None:
+                self._hash_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="replication-hash")
+            return self._hash_pool
 
     def _check_fault(self, written: int) -> None:
         if self._fault is not None and written >= self._fault[0]:
@@ -567,21 +648,9 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
         return out
 
     def _resolve_target(self, secondary_id: str | None, current: str) -> str:
-        ids = [d.backend_id for d in self._devices]
-        if secondary_id == PRIMARY:
-            if current == PRIMARY:
-                raise InvalidReplicationTarget("not failed over: there is nothing to fail back")
-            return PRIMARY
-        if secondary_id is None:
-            choices = [i for i in ids if i != current]
-            if not choices:
-                raise InvalidReplicationTarget("no replication target other than the active one is configured")
-            return choices[0]
-        if secondary_id not in ids:
-            raise InvalidReplicationTarget(f"{secondary_id!r} is not a replication target of this backend ({ids})")
-        if secondary_id == current:
-            raise InvalidReplicationTarget(f"{secondary_id!r} is already the active backend")
-        return secondary_id
+        """The contract's rule (driver.resolve_failover_target), in site ids (PRIMARY for None)."""
+        active = None if current == PRIMARY else current
+        return resolve_failover_target(self._devices, active, secondary_id) or PRIMARY
 
     def failover_host(self, volumes: Sequence[VolumeRef], secondary_id: str | None,
                       progress: ProgressCallback = no_progress) -> FailoverResult:
@@ -629,6 +698,8 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
         for volume in volumes:
             group = self._registry.volumes.get(volume.id, {}).get("group")
             units.setdefault(f"group:{group}:{old_sites[volume.id]}" if group else volume.id, []).append(volume)
+        if any(ok for site, ok in reachable.items() if site != new_site):
+            time.sleep(SETTLE)  # once for all: the final syncs find settled mtimes (see _send_locked)
         done = [0]
         lock = threading.Lock()
 
@@ -701,7 +772,9 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
         age = 0.0 if synced else max(0.0, now - float(manifest["taken_at"]))
         if synced:  # the old site holds the same bytes: it becomes a complete copy of the new one
             old_dir = self._site_pool_dir(old, entry["pool"])
-            promoted = dict(manifest, source=new_site, fp=None)
+            # Its file must still be what the final sync read: a write since (a consumer still
+            # attached there) changes the fingerprint and the next copy there is a whole one.
+            promoted = dict(manifest, source=new_site, fp=None, dest_fp=manifest.get("fp"))
             store.write_json(store.manifest_path(old_dir, volume_id), store.manifest_payload(promoted), sync=False)
             self._states[(volume_id, old)] = [manifest["taken_at"], 0, False]
         else:
