@@ -223,7 +223,7 @@ memstore device bytes = {memstore_bytes}
 ms bind msgr2 = false
 run dir = {root}/run
 log file = {root}/log/$name.log
-admin socket = {root}/run/$cluster-$name.$pid.asok
+admin socket = {root}/run/$cluster-$name.$pid.$cctid.asok
 mon data = {root}/mon
 osd data = {root}/osd
 mgr data = {root}/mgr
@@ -234,7 +234,13 @@ osd op num threads per shard = 2
 mon osd full ratio = .99
 mon osd backfillfull ratio = .99
 mon osd nearfull ratio = .99
-rbd mirror pool replayers refresh interval = 5
+osd client watch timeout = 6
+rbd mirror pool replayers refresh interval = 2
+rbd mirror leader heartbeat interval = 1
+rbd mirror leader max missed heartbeats = 2
+rbd mirror leader max acquire attempts before break = 2
+rbd mirror delete retry interval = 2
+rbd mirror image policy update throttle interval = 0.5
 rbd mirror image state check interval = 5
 rbd mirror journal poll age = 1
 rbd mirror sync point update age = 5
@@ -242,6 +248,12 @@ rbd mirror concurrent image syncs = 16
 rbd mirror concurrent image deletions = 16
 mgr stats period = 1
 mon_pg_warn_min_per_osd = 0
+
+[client]
+# Bounded client operations: rbd-mirror's journal replayer otherwise waits forever on a dead peer
+# and keeps the lock of an image force-promoted here.
+rados osd op timeout = 8
+rados mon op timeout = 8
 
 [mon.a]
 keyring = {root}/mon-keyring

@@ -41,7 +41,13 @@ from cinderblock.volume.drivers.rbd.connection import (
     bindings,
     ceph_errors,
 )
-from cinderblock.volume.drivers.rbd.groups import RBDGroupSnapshots
+from cinderblock.volume.drivers.rbd.groups import (
+    META_PREFIX,
+    RBDGroupSnapshots,
+    member_ref,
+    member_snap,
+    member_snapshot_ids,
+)
 from cinderblock.volume.drivers.rbd.mirroring import RBDReplication
 
 LOG = logging.getLogger(__name__)
@@ -254,6 +260,7 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
                         volumes[name[len(VOLUME_PREFIX):]] = handle.size()
                         snapshots.update(s["name"][len(SNAPSHOT_PREFIX):] for s in _user_snaps(handle)
                                          if s["name"].startswith(SNAPSHOT_PREFIX))
+                        snapshots.update(member_snapshot_ids(handle))
                 except rbd.ImageNotFound:
                     continue
         return StorageListing(volumes=volumes, snapshots=frozenset(snapshots), exports=frozenset())
@@ -286,6 +293,9 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
     def _finish_new(self, volume: VolumeRef) -> ModelUpdate:
         """Mirroring for a new image of a replicated type; remove the image when that fails."""
         try:
+            with self.image(volume.name) as handle:  # clone/copy carry the source's metadata: not its keys
+                for key in member_snapshot_ids(handle):
+                    handle.metadata_remove(META_PREFIX + key)
             status, data = self._setup_new_image(volume)
         except BaseException:
             self._remove_image_quietly(volume.name)
@@ -314,8 +324,7 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
                 return
             try:
                 parent = _parent(handle)
-                if handle.group().get("name"):
-                    rbd.Group(ioctx, handle.group()["name"]).remove_image(ioctx, name)
+                self._leave_group(handle, name)
                 for snap in _user_snaps(handle):
                     self._drop_snapshot(handle, snap["name"])
             finally:
@@ -400,7 +409,7 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
         for name in candidates:
             try:
                 with rbd.Image(ioctx, name, read_only=True) as handle:
-                    if any(s["name"] == snapshot.name for s in _user_snaps(handle)):
+                    if _has_snapshot(handle, snapshot):
                         return name
             except rbd.ImageNotFound:
                 continue
@@ -409,7 +418,7 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
                 continue
             try:
                 with rbd.Image(ioctx, name, read_only=True) as handle:
-                    if any(s["name"] == snapshot.name for s in _user_snaps(handle)):
+                    if _has_snapshot(handle, snapshot):
                         return name
             except rbd.ImageNotFound:
                 continue
@@ -421,7 +430,8 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
             if image_name is None:
                 return
             with self.image(image_name) as handle:
-                self._drop_snapshot(handle, snapshot.name)
+                if not self._delete_member_snapshot(handle, image_name, snapshot.id):
+                    self._drop_snapshot(handle, snapshot.name)
         LOG.info("deleted snapshot %s of %s", snapshot.name, image_name)
 
     def _snapshot_size(self, handle: Any, snap_name: str) -> int:
@@ -476,13 +486,26 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
             if parent_name is None:
                 raise DriverError(f"snapshot {snapshot.name} does not exist")
             with rbd.Image(self.ioctx(), parent_name, read_only=True) as parent:
-                size = self._snapshot_size(parent, snapshot.name)
-            if volume.size_gb * GiB < size:
-                raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its snapshot")
-            if self.image_exists(volume.name):
-                raise DriverError(f"RBD image {volume.name} already exists")
-            self._clone(volume, parent_name, snapshot.name, size,
-                        flatten=bool(self.options.get("rbd_flatten_volume_from_snapshot")))
+                member = member_ref(parent, snapshot.id)
+                entry = member_snap(parent, *member) if member else None
+                if member and entry is None:
+                    raise DriverError(f"group snapshot {member[0]}/{member[1]} of {parent_name} is gone")
+                size = int(entry["size"]) if entry else self._snapshot_size(parent, snapshot.name)
+                if volume.size_gb * GiB < size:
+                    raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its snapshot")
+                if self.image_exists(volume.name):
+                    raise DriverError(f"RBD image {volume.name} already exists")
+                if entry is not None:  # a group snapshot member: librbd clones only user snapshots
+                    parent.set_snap_by_id(entry["id"])
+                    parent.copy(self.ioctx(), volume.name, features=self._features(self._wants_journal(volume)),
+                                order=self.order)
+            if entry is not None:
+                with rbd.Image(self.ioctx(), volume.name) as copy:
+                    if volume.size_gb * GiB > copy.size():
+                        copy.resize(volume.size_gb * GiB)
+            else:
+                self._clone(volume, parent_name, snapshot.name, size,
+                            flatten=bool(self.options.get("rbd_flatten_volume_from_snapshot")))
         progress(100)
         return self._finish_new(volume)
 
@@ -524,6 +547,8 @@ class RBDDriver(RBDReplication, RBDGroupSnapshots, VolumeDriver):
 
     def revert_to_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> None:
         with self.image(volume.name) as handle:
+            if member_ref(handle, snapshot.id):
+                raise DriverError(f"{snapshot.name} is part of a group snapshot: create a volume from it instead")
             size = handle.size()
             handle.rollback_to_snap(snapshot.name)
             if handle.size() < size:  # rollback restores the snapshot's size; keep the volume's
@@ -572,6 +597,10 @@ def _user_snaps(handle: Any) -> list[dict[str, Any]]:
     _, rbd = bindings()
     user = getattr(rbd, "RBD_SNAP_NAMESPACE_TYPE_USER", 0)
     return [s for s in handle.list_snaps() if s.get("namespace", user) == user]
+
+
+def _has_snapshot(handle: Any, snapshot: SnapshotRef) -> bool:
+    return any(s["name"] == snapshot.name for s in _user_snaps(handle)) or member_ref(handle, snapshot.id) is not None
 
 
 def _parent(handle: Any) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ chosen from the images' current mirror state, so running failback again resumes 
 """
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ from cinderblock.volume.driver import (
     VolumeRef,
     no_progress,
     replication_devices,
+    resolve_failover_target,
 )
 from cinderblock.volume.drivers.rbd.connection import ClusterClient, ClusterConfig, UnreachableCluster, bindings
 
@@ -84,6 +86,15 @@ def replica_lag(status: Mapping[str, Any], now: float) -> tuple[float | None, in
     return None, 0, state != rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING
 
 
+def handle_mode(client: ClusterClient, name: str) -> str:
+    _, rbd = bindings()
+    try:
+        with rbd.Image(client.ioctx(), name, read_only=True) as handle:
+            return "snapshot" if handle.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT else "journal"
+    except rbd.Error:
+        return "unknown"
+
+
 class RBDReplication(SupportsReplication):
     """Mixed into RBDDriver (which supplies options, primary, pool_name, clients, image())."""
 
@@ -101,6 +112,7 @@ class RBDReplication(SupportsReplication):
         self.workers = int(self.options.get("rbd_failover_workers") or 32)
         self.promote_timeout = float(self.options.get("rbd_failover_promote_timeout") or 60)
         self.failback_timeout = 600.0
+        self.lock_grace = 5.0
         self.interval = int(self.options.get("replication_interval") or 60)
         self._status_clients: dict[str, ClusterClient] = {}
 
@@ -255,24 +267,7 @@ class RBDReplication(SupportsReplication):
     # -- failover ------------------------------------------------------------------------------
 
     def _resolve_target(self, secondary_id: str | None) -> str | None:
-        if not self._targets:
-            raise InvalidReplicationTarget("replication is not configured on this backend")
-        active = self.active_backend_id
-        if secondary_id == PRIMARY_BACKEND_ID:
-            if active is None:
-                raise InvalidReplicationTarget("the backend is not failed over: there is nothing to fail back")
-            return None
-        ids = [t.backend_id for t in self._targets]
-        if secondary_id is None:
-            choices = [i for i in ids if i != active]
-            if not choices:
-                raise InvalidReplicationTarget("no replication target other than the active one is configured")
-            return choices[0]
-        if secondary_id not in ids:
-            raise InvalidReplicationTarget(f"{secondary_id!r} is not a replication target of this backend ({ids})")
-        if secondary_id == active:
-            raise InvalidReplicationTarget(f"{secondary_id!r} is already the active backend")
-        return secondary_id
+        return resolve_failover_target(self._targets, self.active_backend_id, secondary_id)
 
     def _parallel(self, items: Sequence[VolumeRef], work: Callable[[VolumeRef], VolumeFailover],
                   progress: ProgressCallback, start: int, end: int) -> list[VolumeFailover]:
@@ -312,6 +307,10 @@ class RBDReplication(SupportsReplication):
         demote_errors: dict[str, str] = {}
 
         def switch(volume: VolumeRef) -> VolumeFailover:
+            if reachable and not self._target_ready(target_client, volume.name):
+                # Demoting before the target's first sync completes would strand both copies.
+                return VolumeFailover(volume.id, ok=False, error="the target's copy never finished its initial "
+                                      f"sync within {self.promote_timeout:.0f}s; the volume stays on the source")
             error = self._demote(source_client, volume.name) if reachable else "cluster unreachable"
             if error:
                 demote_errors[volume.id] = error
@@ -334,6 +333,24 @@ class RBDReplication(SupportsReplication):
         else:
             message = f"clean failover: every volume demoted on {source.cluster_name} first"
         return FailoverResult(active_backend_id=target_id, volumes=tuple(results), message=message)
+
+    def _target_ready(self, client: ClusterClient, name: str) -> bool:
+        """The target's copy exists and replays (its initial sync is done), waiting up to the promote
+        timeout; True as well when the target already holds the primary copy (a resumed failover)."""
+        _, rbd = bindings()
+        deadline = time.monotonic() + self.promote_timeout
+        while True:
+            try:
+                with rbd.Image(client.ioctx(), name, read_only=True) as handle:
+                    if handle.mirror_image_get_info().get("primary"):
+                        return True
+                    if handle.mirror_image_get_status().get("state") == rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING:
+                        return True
+            except rbd.ImageNotFound:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
     def _demote(self, client: ClusterClient, name: str) -> str | None:
         """Demote one image; None on success (or already not primary), else why it failed."""
@@ -370,6 +387,8 @@ class RBDReplication(SupportsReplication):
                         return VolumeFailover(volume.id, ok=True, data_age_seconds=0.0 if not force else None)
                     age = self._target_age(handle, time.time()) if force else 0.0
                     handle.mirror_image_promote(force)
+                if force:
+                    self._wait_writable(client, volume.name)
                 note = f"forced promote ({demote_error})" if force else None
                 return VolumeFailover(volume.id, ok=True, data_age_seconds=age, error=note)
             except rbd.ImageNotFound:
@@ -385,6 +404,43 @@ class RBDReplication(SupportsReplication):
                     continue
                 return VolumeFailover(volume.id, ok=False, error=f"promote failed: {last_error}")
             time.sleep(0.2 if not force else 1.0)
+
+    def _wait_writable(self, client: ClusterClient, name: str) -> None:
+        """After a forced promote the local rbd-mirror may still hold the image's lock while its replayer
+        stops: wait (bounded) until a client can take the exclusive lock, i.e. the volume is usable."""
+        _, rbd = bindings()
+        deadline = time.monotonic() + self.promote_timeout
+        started = time.monotonic()
+        while True:
+            try:
+                with rbd.Image(client.ioctx(), name) as handle:
+                    if not handle.features() & rbd.RBD_FEATURE_EXCLUSIVE_LOCK:
+                        return
+                    handle.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
+                    handle.lock_release()
+                LOG.info("%s writable %.1fs after its forced promote", name, time.monotonic() - started)
+                return
+            except rbd.Error as exc:
+                if time.monotonic() >= deadline:
+                    LOG.warning("%s (%s) still not writable after its forced promote: %s", name,
+                                handle_mode(client, name), exc)
+                    return
+                if time.monotonic() - started > self.lock_grace:
+                    self._break_stale_lock(client, name)
+            time.sleep(0.3)
+
+    def _break_stale_lock(self, client: ClusterClient, name: str) -> None:
+        """The local rbd-mirror's journal replayer can hang on the dead peer while holding the image's
+        lock. Break it (librbd blocklists the holder; rbd-mirror restarts its replayers)."""
+        _, rbd = bindings()
+        try:
+            with rbd.Image(client.ioctx(), name) as handle:
+                for owner in handle.lock_get_owners():
+                    LOG.warning("%s: breaking the lock of %s, which did not release it after the forced promote",
+                                name, owner.get("owner"))
+                    handle.lock_break(owner["mode"], owner["owner"])
+        except rbd.Error as exc:
+            LOG.info("%s: could not break its lock yet: %s", name, exc)
 
     # -- failback ------------------------------------------------------------------------------
 
@@ -414,7 +470,7 @@ class RBDReplication(SupportsReplication):
         self.active_backend_id = None
         message = f"failed back to {primary.cluster_name}"
         if resynced:
-            message += f"; {len(resynced)} diverged volume(s) resynced from {source.cluster_name}"
+            message += f"; {len(set(resynced))} diverged volume(s) resynced from {source.cluster_name}"
         return FailoverResult(active_backend_id=None, volumes=tuple(results), message=message)
 
     def _failback_one(self, source: ClusterClient, primary: ClusterClient, volume: VolumeRef,
@@ -430,46 +486,110 @@ class RBDReplication(SupportsReplication):
             except rbd.ImageNotFound:
                 return None
 
+        last_state = None
+        last_error = ""
+        context: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            here, there = info(primary), info(source)
-            if there is None:
-                raise DriverError(f"{name} does not exist on the active cluster")
-            if here is not None and here.get("primary") and not there.get("primary"):
-                return VolumeFailover(volume.id, ok=True, data_age_seconds=0.0)
-            if here is not None and here.get("primary") and there.get("primary"):
-                # Split brain after a forced failover: the primary's copy is stale. Resync it.
-                LOG.warning("%s is primary on both clusters: demoting and resyncing the primary's copy", name)
+            try:
+                done = self._failback_step(source, primary, volume, resynced, info, last_state, context)
+            except rbd.Error as exc:  # transient while rbd-mirror deletes/recreates the copy: retry
+                if str(exc) != last_error:
+                    LOG.info("failback %s: %s (retrying)", name, exc)
+                last_error = str(exc)
+                time.sleep(0.5)
+                continue
+            if isinstance(done, VolumeFailover):
+                return done
+            last_state = done
+        raise DriverError(f"{name} did not catch up within {self.failback_timeout:.0f}s"
+                          + (f" (last error: {last_error})" if last_error else ""))
+
+    def _failback_step(self, source: ClusterClient, primary: ClusterClient, volume: VolumeRef,
+                       resynced: list[str], info: Callable[[ClusterClient], dict[str, Any] | None],
+                       last_state: Any, context: dict[str, Any]) -> Any:
+        """One look at both copies and the step it calls for: a VolumeFailover when done, else the
+        state seen (after acting on it)."""
+        _, rbd = bindings()
+        name = volume.name
+        here, there = info(primary), info(source)
+        state = (None if here is None else (here.get("primary"), here["status"].get("state"),
+                                             here["status"].get("description")),
+                 None if there is None else there.get("primary"))
+        if state != last_state:
+            LOG.info("failback %s: primary copy %s, active copy primary=%s", name, state[0], state[1])
+        if there is None:
+            raise DriverError(f"{name} does not exist on the active cluster")
+        if here is not None and here.get("primary") and not there.get("primary"):
+            return VolumeFailover(volume.id, ok=True, data_age_seconds=0.0)
+        if here is not None and here.get("primary") and there.get("primary"):
+            # Split brain after a forced failover: the primary's copy is stale. Resync it.
+            LOG.warning("%s is primary on both clusters: demoting and resyncing the primary's copy", name)
+            with rbd.Image(primary.ioctx(), name) as handle:
+                handle.mirror_image_demote()
+                handle.mirror_image_resync()
+            resynced.append(volume.id)
+            time.sleep(0.5)
+            return state
+        if here is None:  # being (re)created by the primary's rbd-mirror
+            time.sleep(0.5)
+            return state
+        if there.get("primary"):
+            status = here["status"]
+            if self._split_brain(status):
                 with rbd.Image(primary.ioctx(), name) as handle:
-                    handle.mirror_image_demote()
                     handle.mirror_image_resync()
                 resynced.append(volume.id)
                 time.sleep(0.5)
-                continue
-            if here is None:  # being (re)created by the primary's rbd-mirror
-                time.sleep(0.5)
-                continue
-            if there.get("primary"):
-                status = here["status"]
-                if self._split_brain(status):
-                    with rbd.Image(primary.ioctx(), name) as handle:
-                        handle.mirror_image_resync()
-                    resynced.append(volume.id)
-                    time.sleep(0.5)
-                    continue
-                if not self._caught_up(status):
-                    time.sleep(0.3)
-                    continue
-                with rbd.Image(source.ioctx(), name) as handle:
-                    handle.mirror_image_demote()
-            # Neither side primary: promote the primary once it has replayed the demotion.
-            try:
-                with rbd.Image(primary.ioctx(), name) as handle:
-                    handle.mirror_image_promote(False)
-                return VolumeFailover(volume.id, ok=True, data_age_seconds=0.0)
-            except rbd.Error as exc:
-                LOG.debug("%s: promote on the primary not yet possible: %s", name, exc)
+                return state
+            if not self._caught_up(status):
                 time.sleep(0.3)
-        raise DriverError(f"{name} did not catch up within {self.failback_timeout:.0f}s")
+                return state
+            with rbd.Image(source.ioctx(), name) as handle:
+                handle.mirror_image_demote()
+            context["demoted_at"] = datetime.datetime.utcnow() - datetime.timedelta(seconds=1)
+        # Neither side primary: promote the primary once it has replayed the demotion. The primary's
+        # copy was itself demoted at the failover, so librbd would also accept a non-forced promote
+        # of a copy that has not replayed anything yet: check the replay ourselves first.
+        if not self._demotion_replayed(source, primary, name, context.get("demoted_at")):
+            time.sleep(0.3)
+            return state
+        try:
+            with rbd.Image(primary.ioctx(), name) as handle:
+                handle.mirror_image_promote(False)
+            return VolumeFailover(volume.id, ok=True, data_age_seconds=0.0)
+        except rbd.Error as exc:
+            LOG.debug("%s: promote on the primary not yet possible: %s", name, exc)
+            time.sleep(0.3)
+            return state
+
+    @staticmethod
+    def _demotion_replayed(source: ClusterClient, primary: ClusterClient, name: str,
+                           demoted_at: datetime.datetime | None) -> bool:
+        """The primary's copy holds everything up to the active copy's demotion.
+
+        Snapshot mode: the primary has a complete copy of the active side's demotion snapshot. Journal
+        mode: the primary's replayer stopped at the demotion (rbd-mirror stops replay there), as reported
+        after the demotion was made."""
+        _, rbd = bindings()
+        mirror_ns = getattr(rbd, "RBD_SNAP_NAMESPACE_TYPE_MIRROR", 3)
+        with rbd.Image(source.ioctx(), name, read_only=True) as handle:
+            if handle.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT:
+                snaps = [s for s in handle.list_snaps() if s.get("namespace") == mirror_ns]
+                if not snaps:
+                    return False
+                last = max(snaps, key=lambda s: s["id"])
+                if last.get("mirror", {}).get("state") != rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED:
+                    return False
+                with rbd.Image(primary.ioctx(), name, read_only=True) as copy:
+                    return any(s.get("namespace") == mirror_ns and s.get("mirror", {}).get("complete")
+                               and s.get("mirror", {}).get("primary_snap_id") == last["id"]
+                               for s in copy.list_snaps())
+        with rbd.Image(primary.ioctx(), name, read_only=True) as copy:
+            status = copy.mirror_image_get_status()
+        if status.get("state") != rbd.MIRROR_IMAGE_STATUS_STATE_STOPPED:
+            return False
+        updated = status.get("last_update")
+        return demoted_at is None or (isinstance(updated, datetime.datetime) and updated >= demoted_at)
 
     @staticmethod
     def _split_brain(status: Mapping[str, Any]) -> bool:
@@ -477,16 +597,11 @@ class RBDReplication(SupportsReplication):
 
     @staticmethod
     def _caught_up(status: Mapping[str, Any]) -> bool:
-        """The non-primary copy replays and holds everything the primary had at the last status."""
+        """The non-primary copy finished bootstrapping and replays. Whether it holds everything is
+        left to the non-forced promote, which librbd refuses until the demotion has been replayed
+        (rbd-mirror refreshes the status description only every 30 s, its state at once)."""
         _, rbd = bindings()
-        if status.get("state") != rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING:
-            return False
-        details = parse_status(str(status.get("description") or ""))
-        if "entries_behind_primary" in details:
-            return int(details["entries_behind_primary"] or 0) == 0
-        if "local_snapshot_timestamp" in details:
-            return details.get("replay_state") == "idle"
-        return True
+        return bool(status.get("state") == rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING)
 
     def freeze_backend(self) -> None:
         return None
