@@ -369,6 +369,9 @@ class VolumeFailover:
     # How old the data now served is (seconds); 0.0 when a final sync lost nothing; None: unknown.
     data_age_seconds: float | None = None
     error: str | None = None
+    # False: the volume's snapshots are not on the site that serves it now (the manager errors them,
+    # and gives them back on failback when the primary still holds them).
+    snapshots_kept: bool = True
 
 
 @dataclass(frozen=True)

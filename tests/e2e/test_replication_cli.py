@@ -98,6 +98,7 @@ def test_failover_to_a_lost_site_and_failback_with_the_secondary_writes(site: tu
     write_at(plain_path, "P")
     lag = wait_replicated(server, replicated["id"], written)
     assert lag["bytes_pending"] == 0
+    snap = server.create_snapshot(replicated["id"])  # snapshots stay on the primary's pools
 
     primary.rename(primary.with_name("site-a-lost"))  # the site is gone
     server.cinder("failover-host", HOST, "--backend_id", "site-b")
@@ -108,6 +109,7 @@ def test_failover_to_a_lost_site_and_failback_with_the_secondary_writes(site: tu
     errored = properties(server.cinder("show", plain["id"]).stdout)
     assert (errored["status"], errored["replication_status"]) == ("error", "not-capable")
 
+    assert server.ok("GET", f"/snapshots/{snap['id']}")["snapshot"]["status"] == "error"  # not on site-b
     second = connect(api, replicated["id"])["data"]["device_path"]
     assert second != first and "site-b" in second
     assert_pattern(second, "A")
@@ -123,6 +125,7 @@ def test_failover_to_a_lost_site_and_failback_with_the_secondary_writes(site: tu
     assert "site-a" in path
     assert_pattern(path, "A")
     assert_pattern(path, "B", (4096 * 16, 512 * 1024 * 1024))  # resynced back before the switch
+    assert server.ok("GET", f"/snapshots/{snap['id']}")["snapshot"]["status"] == "available"  # home again
     restored = properties(server.cinder("show", plain["id"]).stdout)
     assert restored["status"] == "available"  # the primary held it all along
     assert_pattern(connect(api, plain["id"])["data"]["device_path"], "P")

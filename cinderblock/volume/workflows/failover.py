@@ -187,6 +187,7 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
     outcomes = {u.volume_id: u for u in result.volumes}
     switched_to = R.ENABLED if result.active_backend_id is None else R.FAILED_OVER
     restorable = {v.id for v in others if failback and _primary_has(deps, v)}
+    stored_snapshots = _stored_snapshots(deps) if failback else frozenset()
 
     def write() -> None:
         with deps.db.write() as session:
@@ -194,6 +195,10 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
                 outcome = outcomes.get(volume.id) or VolumeFailover(volume.id, ok=False,
                                                                     error="the driver returned nothing for it")
                 _apply_outcome(session, volume, outcome, switched_to)
+                if outcome.ok and not outcome.snapshots_kept:
+                    _error_snapshots(session, volume.id)
+                elif outcome.ok and failback:
+                    _restore_snapshots(session, volume.id, stored_snapshots)
             for volume in others:
                 if not failback:
                     _error_volume(session, volume, R.NOT_CAPABLE)
@@ -227,9 +232,31 @@ def _error_volume(session: Any, volume: tables.Volume, replication_status: str, 
     if reason:
         values["error_reason"] = f"failover: {reason}"[:1000]
     session.execute(update(tables.Volume).where(tables.Volume.id == volume.id).values(**values))
+    _error_snapshots(session, volume.id)
+
+
+def _error_snapshots(session: Any, volume_id: str) -> None:
     session.execute(update(tables.Snapshot).where(
-        tables.Snapshot.volume_id == volume.id, tables.Snapshot.status != SnapshotStatus.ERROR,
+        tables.Snapshot.volume_id == volume_id, tables.Snapshot.status != SnapshotStatus.ERROR,
     ).values(previous_status=tables.Snapshot.status, status=SnapshotStatus.ERROR))
+
+
+def _restore_snapshots(session: Any, volume_id: str, stored: frozenset[str]) -> None:
+    """Snapshots a failover errored, back to their status where the primary still holds them."""
+    if not stored:
+        return
+    session.execute(update(tables.Snapshot).where(
+        tables.Snapshot.volume_id == volume_id, tables.Snapshot.status == SnapshotStatus.ERROR,
+        tables.Snapshot.previous_status.is_not(None), tables.Snapshot.id.in_(sorted(stored)),
+    ).values(status=tables.Snapshot.previous_status, previous_status=None))
+
+
+def _stored_snapshots(deps: WorkflowDeps) -> frozenset[str]:
+    try:
+        return deps.driver.list_storage().snapshots
+    except Exception as error:  # unknown: leave them for the admin
+        LOG.warning("cannot list the snapshots the primary holds: %s", error)
+        return frozenset()
 
 
 def _primary_has(deps: WorkflowDeps, volume: tables.Volume) -> bool:

@@ -791,8 +791,10 @@ class FileReplication(SupportsReplication, SupportsGroupReplication):
 
     @staticmethod
     def _promoted(volume_id: str, site: str, age: float, path: str | None = None) -> VolumeFailover:
-        return VolumeFailover(volume_id, ok=True, data_age_seconds=round(age, 3), update=ModelUpdate(
-            provider_location=path, replication_driver_data=json.dumps({"active": site})))
+        # Snapshots are not replicated: only the primary's pools hold them.
+        return VolumeFailover(volume_id, ok=True, data_age_seconds=round(age, 3), snapshots_kept=site == PRIMARY,
+                              update=ModelUpdate(provider_location=path,
+                                                 replication_driver_data=json.dumps({"active": site})))
 
     def freeze_backend(self) -> None:
         self._check_active_reachable("freeze")
