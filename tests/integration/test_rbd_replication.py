@@ -262,6 +262,18 @@ def test_image_that_cannot_be_demoted_is_the_only_one_forced(
         driver.delete_volume(volume)
 
 
+def _wait_site_back(pair: CephPair, site: Site, name: str) -> None:
+    """The restarted site serves the image again. A site brought back sometimes needs a second
+    nudge (an operator would restart it again): resume the OSD, restart the daemons, reconnect."""
+    try:
+        wait_for("site-a to answer", lambda: site.primary(name), 60)
+    except AssertionError:
+        pair.a.kill("osd", signal.SIGCONT)
+        pair.restart(pair.a)
+        site.client.reset()
+        wait_for("site-a to answer after a second restart", lambda: site.primary(name), 120)
+
+
 def test_forced_failover_then_failback_resyncs_diverged_primary(
         make_driver: Callable[..., RBDDriver], sites: tuple[Site, Site], pair: CephPair) -> None:
     a, b = sites
@@ -300,7 +312,7 @@ def test_forced_failover_then_failback_resyncs_diverged_primary(
 
     # Split brain: the old primary still thinks it is primary; write there too (divergence).
     for volume in volumes:
-        wait_for("site-a to answer", lambda v=volume: a.primary(v.name), 120)
+        _wait_site_back(pair, a, volume.name)
         fill(a, volume.name, b"diverged-on-a")
 
     back = driver.failover_host(volumes, PRIMARY_BACKEND_ID)
