@@ -14,6 +14,7 @@ from cinderblock.config.settings import BackendSettings
 from cinderblock.db.engine import Database
 from cinderblock.db import tables
 from cinderblock.db.repos import services
+from cinderblock.model.errors import DriverError
 from cinderblock.model.records import ADMIN_CONTEXT, RequestContext
 from cinderblock.rpc.clients import SchedulerClient
 from cinderblock.volume.driver import BackendStats, ReplicaState, SupportsReplication, VolumeDriver
@@ -128,5 +129,7 @@ class StatsReporter:
                 self._wake.clear()
             try:
                 self.report()
+            except DriverError as error:  # storage away (a lost site): said plainly, no traceback
+                LOG.error("capability report of %s failed: %s", self.backend.service_host, error)
             except Exception:  # a failed report must not end reporting
                 LOG.exception("capability report of %s failed", self.backend.service_host)

@@ -343,6 +343,8 @@ class FileReplication(FileFailover):
                     self._send(members, cancel=self._cancel)
             except _Cancelled:
                 LOG.info("replication cycle of %s cancelled", key)
+            except (DriverError, OSError) as error:  # a site away: said plainly, tried again next interval
+                LOG.error("replication cycle of %s failed: %s", key, error)
             except Exception:  # noqa: BLE001 -- one unit's failure never stops the worker
                 LOG.exception("replication cycle of %s failed", key)
             finally:
