@@ -252,6 +252,12 @@ def test_failover_refusals(rep: Cloud, make_cloud: Callable[..., Cloud]) -> None
                  400, "badRequest", contains="No service found with host=nowhere@x")
     assert_fault(rep.request("PUT", "/v3/os-services/failover", json={"cluster": "c1"},
                              headers=headers("3.26")), 400, "badRequest", contains="No service found with cluster=c1")
+    assert_fault(failover(rep, 5), 400, "badRequest", contains="backend_id must be a string or null")  # type: ignore[arg-type]
+    assert_fault(rep.request("PUT", "/v3/os-services/freeze", json={"host": ["x"]}), 400, "badRequest",
+                 contains="host must be a string")
+    assert_fault(rep.request("PUT", "/v3/os-services/failover", json={"host": HOST, "cluster": "c1"},
+                             headers=headers("3.26")), 400, "badRequest", contains="exactly one of host and cluster")
+    assert service_row(rep)["replication_status"] == "enabled"  # nothing was claimed by a refused request
     member = rep.request("PUT", "/v3/os-services/failover_host", json={"host": HOST, "backend_id": "site-b"},
                          headers=headers(token="user:project:member"))
     assert member.status_code == 403
@@ -331,3 +337,28 @@ def test_restart_settles_an_interrupted_group_replication_change(make_cloud: Cal
     shown = second.request("GET", f"/v3/groups/{group['id']}", headers=headers("3.38")).json()["group"]
     assert (shown["status"], shown["replication_status"]) == ("error", "error")
     assert volume(second, member["id"])["replication_status"] == "error"
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("path:/x", "has no backend_id"),
+    ("backend_id:default, path:/x", "must not be 'default'"),
+    ("backend_id:b, nocolon", "is not key:value"),
+])
+def test_a_malformed_replication_device_stops_only_its_backend(
+        make_cloud: Callable[..., Cloud], entry: str, message: str, caplog: pytest.LogCaptureFixture) -> None:
+    cloud = make_cloud(f"[DEFAULT]\nenabled_backends = bad\nhost = cinderblock\n[bad]\nvolume_driver = fake\n"
+                       f"replication_device = {entry}\n")
+    assert cloud.running.volume_services == []  # the backend did not start; the service did
+    assert message in caplog.text
+    row = cloud.request("GET", "/v3/os-services?binary=cinder-volume").json()["services"][0]
+    assert row["state"] == "down"
+
+
+def test_duplicate_replication_targets_are_refused() -> None:
+    from cinderblock.model.errors import DriverError
+    from cinderblock.volume.driver import replication_devices
+
+    with pytest.raises(DriverError, match="backend_ids repeat"):
+        replication_devices({"replication_device": ["backend_id:b", "backend_id:b, path:/y"]})
+    (device,) = replication_devices({"replication_device": ["backend_id:b, path:/srv/b, user:c"]})
+    assert (device.backend_id, dict(device.options)) == ("b", {"path": "/srv/b", "user": "c"})
