@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
+from cinderblock.domain.replication import reported_targets
 from cinderblock.domain.common import DomainDeps
 from cinderblock.domain.groups import get_group, group_service_host, members
 from cinderblock.domain.services import assert_not_frozen
@@ -169,7 +169,5 @@ class GroupReplicationService:
             check_type(session, group)
             if group.host is None:
                 return []
-            capabilities = session.scalar(select(tables.Service.capabilities).where(
-                tables.Service.host == group_service_host(group), tables.Service.binary == "cinder-volume"))
-        ids = (capabilities or {}).get("replication_targets") or []
-        return [{"backend_id": str(ident)} for ident in ids]
+            ids = reported_targets(session, group_service_host(group))
+        return [{"backend_id": ident} for ident in ids]

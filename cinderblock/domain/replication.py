@@ -7,6 +7,7 @@ service asks its driver first and writes `frozen` only once it agreed.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
@@ -77,10 +78,10 @@ class BackendReplication:
         for service in self._services(host, cluster):
             self.deps.volumes.thaw_host(context, service.host)
 
-    def targets(self, service_host: str) -> list[str]:
-        """Backend ids of the targets the backend reports (never the rest of replication_device)."""
-        with self.deps.db.read() as session:
-            caps = session.scalar(select(tables.Service.capabilities).where(
-                tables.Service.host == service_host, tables.Service.binary == VOLUME_BINARY))
-        targets = (caps or {}).get("replication_targets") or []
-        return [str(t) for t in targets]
+
+def reported_targets(session: Session, service_host: str) -> list[str]:
+    """Backend ids of the targets the backend last reported (never the rest of replication_device:
+    Cinder shows admins every key, secrets included)."""
+    caps = session.scalar(select(tables.Service.capabilities).where(
+        tables.Service.host == service_host, tables.Service.binary == VOLUME_BINARY))
+    return [str(t) for t in (caps or {}).get("replication_targets") or []]
