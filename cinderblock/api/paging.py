@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -18,6 +18,7 @@ PAGING_KEYS = {"limit", "marker", "offset", "sort", "sort_key", "sort_dir", "wit
 ALIASES = {"name": "display_name", "display_name": "display_name", "description": "display_description"}
 
 
+R = TypeVar("R")
 DB_MAX_INT = 2**31 - 1  # Cinder's bound on offset: the databases' INTEGER
 
 
@@ -33,7 +34,8 @@ def _int(value: str, name: str, minimum: int, maximum: int | None = None) -> int
     return number
 
 
-def parse_sort(params: Mapping[str, str], sortable: set[str]) -> list[tuple[str, str]]:
+def parse_sort(params: Mapping[str, str], sortable: Collection[str],
+               aliases: Mapping[str, str] = ALIASES) -> list[tuple[str, str]]:
     if "sort" in params and ("sort_key" in params or "sort_dir" in params):
         raise InvalidInput("Invalid input received: The 'sort_key' and 'sort_dir' parameters are deprecated and "
                            "cannot be used with the 'sort' parameter.")
@@ -48,13 +50,45 @@ def parse_sort(params: Mapping[str, str], sortable: set[str]) -> list[tuple[str,
         pairs.append(("created_at", "desc"))
     result = []
     for key, direction in pairs:
-        column = ALIASES.get(key, key)
+        column = aliases.get(key, key)
         if column not in sortable:
             raise InvalidInput(f"Invalid input received: Invalid sort key {key}")
         if direction not in ("asc", "desc"):
             raise InvalidInput(f"Invalid input received: Invalid sort dir {direction}")
         result.append((column, direction))
     return result
+
+
+def sort_records(rows: Sequence[R], params: Mapping[str, str], fields: Mapping[str, Callable[[R], Any]]) -> list[R]:
+    """`sort` / `sort_key` / `sort_dir` over a short list already read (volume and group types);
+    without them the list keeps its order. Nulls sort first, as in the databases' ascending order."""
+    if not {"sort", "sort_key", "sort_dir"} & set(params):
+        return list(rows)
+    result = list(rows)
+    for key, direction in reversed(parse_sort(params, fields, aliases={})):
+        value = fields[key]
+        result.sort(key=lambda row: (value(row) is not None, value(row)), reverse=direction == "desc")
+    return result
+
+
+# Sort keys of volume and group types (Cinder sorts them by any column; these are the ones shown).
+TYPE_SORT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": lambda row: row.id, "name": lambda row: row.name, "description": lambda row: row.description,
+    "is_public": lambda row: row.is_public, "created_at": lambda row: row.created_at}
+
+
+def is_public_filter(value: str | None) -> bool | None:
+    """`is_public` of a type list: absent → public only; 'None' (any case) → all; else a boolean."""
+    if value is None:
+        return True
+    text = value.strip().lower()
+    if text == "none":
+        return None
+    if text in ("true", "1", "yes", "on", "t", "y"):
+        return True
+    if text in ("false", "0", "no", "off", "f", "n"):
+        return False
+    raise InvalidInput(f"Invalid input received: Invalid is_public filter [{value}]")
 
 
 def literal(value: str) -> Any:

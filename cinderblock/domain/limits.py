@@ -49,10 +49,11 @@ class LimitService:
             hidden = _hidden_keys(session, context)
         return {k: v for k, v in values.items() if k not in hidden}
 
-    def update(self, context: RequestContext, project_id: str, values: dict[str, int]) -> dict[str, Any]:
+    def update(self, context: RequestContext, project_id: str, values: dict[str, int],
+               check_usage: bool = False) -> dict[str, Any]:
         self._authorised(context, project_id)
         with self.db.write() as session:
-            quotas.update_limits(self.defaults, session, project_id, values)
+            quotas.update_limits(self.defaults, session, project_id, values, check_usage)
         with self.db.read() as session:
             return quotas.quota_set(self.defaults, session, project_id, False)
 

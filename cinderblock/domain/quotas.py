@@ -80,7 +80,9 @@ def quota_set(defaults: Mapping[str, int], session: Session, project_id: str,
 
 
 def update_limits(defaults: Mapping[str, int], session: Session, project_id: str,
-                  values: Mapping[str, int]) -> None:
+                  values: Mapping[str, int], check_usage: bool = False) -> None:
+    """`check_usage`: refuse a limit below what the project already uses (Cinder's skip_validation=False);
+    otherwise such a limit is kept and only stops new usage."""
     known = default_limits(defaults, session)
     in_use = repo.usages_of(session, project_id)
     for name, value in values.items():
@@ -88,9 +90,9 @@ def update_limits(defaults: Mapping[str, int], session: Session, project_id: str
             raise InvalidInput(f"Bad key(s) in quota set: {name}")
         if value < -1:
             raise InvalidInput(f"Invalid input received: Quota limit {value} for {name} must be -1 or greater.")
-        if value >= 0 and name != "per_volume_gigabytes" and in_use.get(name, 0) > value:
-            raise InvalidInput(f"Invalid input received: Quota limit {value} for {name} is less than the "
-                               f"{in_use.get(name, 0)} already in use.")
+        if check_usage and value >= 0 and name != "per_volume_gigabytes" and in_use.get(name, 0) > value:
+            raise InvalidInput(f"Quota {name} limit must be equal or greater than existing resources. Current "
+                               f"usage is {in_use.get(name, 0)} and the requested limit is {value}.")
         repo.set_limit(session, project_id, name, value)
 
 

@@ -44,7 +44,7 @@ class ServiceRegistry:
 
     def list(self, host: str | None, binary: str | None) -> list[tables.Service]:
         with self.db.read() as session:
-            return repo.find(session, host, binary)
+            return repo.find(session, host, binary, whole_host=True)
 
     def is_up(self, service: tables.Service) -> bool:
         return is_up(service, self.settings.service_down_time)

@@ -42,8 +42,10 @@ class SnapshotService:
         with self.db.read() as session:
             return list_rows(session, tables.Snapshot, query, base)
 
-    def create(self, context: RequestContext, volume_id: str, name: str | None, description: str | None,
+    def create(self, context: RequestContext, volume_id: str | None, name: str | None, description: str | None,
                force: bool, metadata: dict[str, str], in_use_allowed: bool) -> tables.Snapshot:
+        if volume_id is None:
+            raise NotFound.of("Volume", "None")
         with self.db.write() as session:
             volume = get_volume(session, context, volume_id)
             if volume.host is None:

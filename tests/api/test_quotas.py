@@ -111,15 +111,24 @@ def test_quota_update_rules(cloud: Cloud) -> None:
                                headers=member), 403, "forbidden")
     assert_fault(cloud.request("GET", "/v3/os-quota-sets/admin", headers=member), 403, "forbidden")
     assert cloud.request("GET", "/v3/os-quota-sets/other", headers=member).status_code == 200
-    assert cloud.request("DELETE", "/v3/os-quota-sets/other").status_code == 200
+    reset = cloud.request("DELETE", "/v3/os-quota-sets/other")
+    assert reset.status_code == 200 and reset.content == b""  # Cinder answers no body
     assert cloud.request("GET", "/v3/os-quota-sets/other").json()["quota_set"]["volumes"] == 10
 
 
-def test_quota_below_usage_refused(cloud: Cloud) -> None:
+def test_quota_below_usage_kept_unless_validation_asked(cloud: Cloud) -> None:
+    """As Cinder: a limit below usage is stored and only stops new usage; `?skip_validation=False`
+    (cinderclient's `quota-update --skip-validation False`) refuses it instead."""
     cloud.create_volume(1)
     cloud.create_volume(1)
-    assert_fault(cloud.request("PUT", "/v3/os-quota-sets/admin", json={"quota_set": {"volumes": 1}}), 400,
-                 "badRequest")
+    refused = cloud.request("PUT", "/v3/os-quota-sets/admin?skip_validation=False",
+                            json={"quota_set": {"volumes": 1}})
+    assert_fault(refused, 400, "badRequest", "Quota volumes limit must be equal or greater than existing "
+                                             "resources. Current usage is 2 and the requested limit is 1.")
+    assert set_quota(cloud, volumes=1)["volumes"] == 1
+    assert_over_limit(cloud.request("POST", "/v3/volumes", json={"volume": {"size": 1}}),
+                      "VolumeLimitExceeded: Maximum number of volumes allowed (1) exceeded for quota 'volumes'.")
+    assert in_use(cloud, "volumes") == 2
 
 
 def test_per_volume_limit(cloud: Cloud) -> None:

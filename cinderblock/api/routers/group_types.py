@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cinderblock.api.context import Ctx, Pol, authorize, min_version
 from cinderblock.api.group_deps import GSvc
+from cinderblock.api.paging import TYPE_SORT_FIELDS, is_public_filter, sort_records
 from cinderblock.api.schemas.groups import GroupSpecs, GroupTypeCreate, GroupTypeUpdate, body_of
 from cinderblock.api.views import groups as views
 from cinderblock.model.errors import InvalidInput, NotFound
@@ -15,17 +16,12 @@ from cinderblock.model.errors import InvalidInput, NotFound
 router = APIRouter(prefix="/v3", tags=["group types"], dependencies=[min_version((3, 11))])
 
 
-def _is_public(value: str | None) -> bool | None:
-    if value is None or value.lower() == "none":
-        return None
-    return value.lower() in ("1", "true", "yes", "t", "on")
-
-
 @router.get("/group_types", summary="List group types")
 def list_group_types(request: Request, gsvc: GSvc, context: Ctx, policy: Pol) -> JSONResponse:
     params = request.query_params
-    rows = gsvc.group_types.list(context, _is_public(params.get("is_public")) if "is_public" in params else True,
-                                 params.get("name"))
+    rows = sort_records(
+        gsvc.group_types.list(context, is_public_filter(params.get("is_public")), params.get("name")),
+        params, TYPE_SORT_FIELDS)
     specs = policy.check(context, "group:access_group_types_specs")
     return JSONResponse({"group_types": [views.group_type(r, specs) for r in rows]})
 

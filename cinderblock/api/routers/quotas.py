@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cinderblock.api.context import Ctx, Ver
 from cinderblock.api.deps import Svc
@@ -28,7 +28,7 @@ def quota_show(request: Request, project_id: str, svc: Svc, context: Ctx) -> JSO
 
 
 @router.put("/os-quota-sets/{project_id}", summary="Change a project's quotas (admin)")
-def quota_update(project_id: str, svc: Svc, context: Ctx,
+def quota_update(request: Request, project_id: str, svc: Svc, context: Ctx,
                  body: dict[str, Any] = Body(..., examples=[{"quota_set": {"volumes": 20}}])) -> JSONResponse:
     svc.policy.authorize(context, "volume_extension:quotas:update", project_id)
     quota_set = body.get("quota_set")
@@ -44,14 +44,17 @@ def quota_update(project_id: str, svc: Svc, context: Ctx,
             raise InvalidInput(f"Invalid input received: Quota '{key}' must be an integer, not {value!r}.") from None
         if values[key] > DB_MAX_INT:  # a database INTEGER holds no more (Cinder's bound too)
             raise InvalidInput(f"Invalid input received: Quota '{key}' must be <= {DB_MAX_INT}.")
-    return JSONResponse({"quota_set": svc.limits.update(context, project_id, values)})
+    # As Cinder: a limit below what is in use is accepted unless the caller asks for the check
+    # (cinderclient sends ?skip_validation=False for `quota-update --skip-validation False`).
+    check_usage = not truthy(request.query_params.get("skip_validation", "true"))
+    return JSONResponse({"quota_set": svc.limits.update(context, project_id, values, check_usage)})
 
 
 @router.delete("/os-quota-sets/{project_id}", summary="Reset a project's quotas to the defaults (admin)")
-def quota_delete(project_id: str, svc: Svc, context: Ctx) -> JSONResponse:
+def quota_delete(project_id: str, svc: Svc, context: Ctx) -> Response:
     svc.policy.authorize(context, "volume_extension:quotas:delete", project_id)
     svc.limits.reset(context, project_id)
-    return JSONResponse({})
+    return Response(status_code=200)  # Cinder answers 200 with no body
 
 
 @router.get("/limits", summary="Absolute limits and usage of the caller's project")

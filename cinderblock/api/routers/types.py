@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from cinderblock.api.actions import parse, split_action, unknown_action
 from cinderblock.api.context import Ctx
 from cinderblock.api.deps import Svc
+from cinderblock.api.paging import TYPE_SORT_FIELDS, is_public_filter, sort_records
 from cinderblock.api.schemas.types import ExtraSpecsBody, ProjectAccess, TypeCreateBody, TypeUpdateBody
 from cinderblock.api.views import types as views
 from cinderblock.model.errors import InvalidInput, NotFound
@@ -16,25 +17,12 @@ from cinderblock.model.errors import InvalidInput, NotFound
 router = APIRouter(prefix="/v3", tags=["volume types"])
 
 
-def _is_public_param(value: str | None) -> bool | None:
-    """Absent → public only; 'None' (any case) → all; else a boolean."""
-    if value is None:
-        return True
-    text = value.strip().lower()
-    if text == "none":
-        return None
-    if text in ("true", "1", "yes", "on", "t", "y"):
-        return True
-    if text in ("false", "0", "no", "off", "f", "n"):
-        return False
-    raise InvalidInput(f"Invalid input received: Invalid is_public filter [{value}]")
-
-
 @router.get("/types", summary="List volume types")
 def list_types(request: Request, svc: Svc, context: Ctx) -> JSONResponse:
     svc.policy.authorize(context, "volume_extension:type_get_all")
     params = request.query_params
-    rows = svc.types.list(context, _is_public_param(params.get("is_public")), params.get("name"))
+    rows = sort_records(svc.types.list(context, is_public_filter(params.get("is_public")), params.get("name")),
+                        params, TYPE_SORT_FIELDS)
     seen = views.shown(svc.policy, context)
     return JSONResponse({"volume_types": [views.detail(t, context, seen) for t in rows]})
 

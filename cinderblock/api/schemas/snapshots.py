@@ -7,7 +7,7 @@ from cinderblock.api.schemas.common import Bool, Lenient, Metadata, Name
 
 
 class SnapshotCreate(Lenient):
-    volume_id: str
+    volume_id: str | None  # required; null is a volume that does not exist (404), as in Cinder
     name: Name | None = None
     display_name: Name | None = None
     description: Name | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cinderblock.db.tables import Service, utcnow
@@ -33,9 +33,15 @@ def heartbeat(session: Session, host: str, binary: str, capabilities: dict[str, 
         row.capabilities = capabilities
 
 
-def find(session: Session, host: str | None = None, binary: str | None = None) -> list[Service]:
+def find(session: Session, host: str | None = None, binary: str | None = None,
+         whole_host: bool = False) -> list[Service]:
+    """`whole_host`: `node1` also finds the volume services `node1@backend` (os-services?host=node1, as
+    Cinder matches a host name against every backend on it)."""
     statement = select(Service).order_by(Service.id)
-    if host:
+    if host and whole_host and "@" not in host:
+        backends = host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%"
+        statement = statement.where(or_(Service.host == host, Service.host.like(backends, escape="\\")))
+    elif host:
         statement = statement.where(Service.host == host)
     if binary:
         statement = statement.where(Service.binary == binary)
