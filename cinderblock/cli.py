@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cinderblock.config.settings import ConfigError, Settings, build_config, load_settings
 
@@ -18,38 +18,54 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("cinderblock")
 
 
+def _global_options(parser: argparse.ArgumentParser, late: bool) -> None:
+    """The options every command takes. Operators type them after the sub-command too, as with Cinder's
+    `cinder-volume --config-file X`: there they land under `late_*` names and are merged in `parse`."""
+    prefix, default = ("late_", argparse.SUPPRESS) if late else ("", None)
+    parser.add_argument("--config-file", dest=f"{prefix}config_file", action="append",
+                        default=default if late else [], help="cinder.conf-style file (repeatable)")
+    parser.add_argument("--state-path", dest=f"{prefix}state_path", default=default,
+                        help="state directory (default ./cinderblock-data)")
+    parser.add_argument("--debug", dest=f"{prefix}debug", action="store_true",
+                        default=default if late else False, help="log at DEBUG")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cinderblock", description="Cinder v3 compatible block storage.")
-    parser.add_argument("--config-file", action="append", default=[], help="cinder.conf-style file (repeatable)")
-    parser.add_argument("--state-path", help="state directory (default ./cinderblock-data)")
-    parser.add_argument("--debug", action="store_true", help="log at DEBUG")
+    _global_options(parser, late=False)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="embedded mode: API + scheduler + volume services, one process")
+
+    def command(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = subparsers.add_parser(name, **kwargs)
+        _global_options(sub, late=True)
+        return sub
+
+    serve = command(commands, "serve", help="embedded mode: API + scheduler + volume services, one process")
     serve.add_argument("--host", dest="listen", help="address to bind (osapi_volume_listen)")
     serve.add_argument("--port", type=int, help="port to bind (osapi_volume_listen_port)")
-    api = commands.add_parser("api", help="the API service (scale-out)")
+    api = command(commands, "api", help="the API service (scale-out)")
     api.add_argument("--host", dest="listen")
     api.add_argument("--port", type=int)
-    commands.add_parser("scheduler", help="the scheduler service (scale-out)")
-    commands.add_parser("volume", help="the volume service for every enabled backend (scale-out)")
-    db = commands.add_parser("db", help="database schema")
+    command(commands, "scheduler", help="the scheduler service (scale-out)")
+    command(commands, "volume", help="the volume service for every enabled backend (scale-out)")
+    db = command(commands, "db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
-    sync = db_commands.add_parser("sync", help="create or upgrade the schema (Alembic)")
+    sync = command(db_commands, "sync", help="create or upgrade the schema (Alembic)")
     sync.add_argument("revision", nargs="?", default="head")
-    reset = db_commands.add_parser(
-        "reset-active-backend", help="after promoting a replication target to primary in cinder.conf: make the "
-        "frozen, stopped service serve its (new) primary again")
+    reset = command(
+        db_commands, "reset-active-backend", help="after promoting a replication target to primary in "
+        "cinder.conf: make the frozen, stopped service serve its (new) primary again")
     reset.add_argument("--backend-host", required=True, help="host@backend of the volume service")
     reset.add_argument("--enable-replication", action="store_true",
                        help="the new configuration replicates: replication_status enabled (else disabled)")
     reset.add_argument("--active-backend-id", default=None,
                        help="the target that serves after the reset (default: the configured primary)")
     reset.add_argument("--force", action="store_true", help="do not check that the service is stopped")
-    down = db_commands.add_parser("downgrade", help="downgrade the schema to a revision")
+    down = command(db_commands, "downgrade", help="downgrade the schema to a revision")
     down.add_argument("revision")
-    policy = commands.add_parser("policy", help="authorisation rules")
-    policy.add_subparsers(dest="policy_command", required=True).add_parser(
-        "defaults", help="print the default policy rules (YAML, for [oslo_policy] policy_file)")
+    policy = command(commands, "policy", help="authorisation rules")
+    command(policy.add_subparsers(dest="policy_command", required=True), "defaults",
+            help="print the default policy rules (YAML, for [oslo_policy] policy_file)")
     return parser
 
 
@@ -68,7 +84,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    return _parser().parse_args(argv)
+    args = _parser().parse_args(argv)
+    # Global options given after a sub-command add to (files) or override (the rest) those before it.
+    args.config_file = args.config_file + list(vars(args).pop("late_config_file", []))
+    late_state_path = vars(args).pop("late_state_path", None)
+    args.state_path = late_state_path if late_state_path is not None else args.state_path
+    args.debug = args.debug or bool(vars(args).pop("late_debug", False))
+    return args
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
