@@ -1,7 +1,6 @@
 """List parameters: limit, marker, offset, sort, filters, and absolute next links."""
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -10,6 +9,7 @@ from fastapi import Request
 
 from cinderblock.api import microversions as mv
 from cinderblock.api.context import base_url
+from cinderblock.api.filters import parse_value
 from cinderblock.db.query import ListQuery
 from cinderblock.model.errors import InvalidInput
 
@@ -91,14 +91,6 @@ def is_public_filter(value: str | None) -> bool | None:
     raise InvalidInput(f"Invalid input received: Invalid is_public filter [{value}]")
 
 
-def literal(value: str) -> Any:
-    """Cinder passes non-string filter values through literal evaluation (size=1 is an int)."""
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-
-
 def truthy(value: str | None) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "y", "on", "t")
 
@@ -129,7 +121,8 @@ def parse_list(request: Request, version: mv.Version, max_limit: int, sortable: 
         elif fuzzy:
             like[column] = value
         else:
-            filters[column] = literal(value) if column not in ("display_name", "display_description") else value
+            # Names are compared as sent (Cinder does not evaluate them either).
+            filters[column] = parse_value(key, value) if column not in ("display_name", "display_description") else value
     if unknown and version.at_least(mv.RESOURCE_FILTER):
         raise InvalidInput(f"Invalid input received: Invalid filters {','.join(unknown)} are found in query options.")
     query = ListQuery(filters=filters, like_filters=like, sort=parse_sort(params, sortable), limit=limit,

@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from cinderblock.api import microversions as mv
-from cinderblock.api.paging import literal
+from cinderblock.api.filters import parse_value
 from cinderblock.model.errors import InvalidInput
 
 _TRUE = {"true", "1", "yes", "y", "on", "t"}
@@ -22,7 +22,7 @@ def parse_bootable(value: str, version: mv.Version) -> bool:
 
 
 def parse_metadata_filter(value: str) -> dict[str, str]:
-    parsed = literal(value)
+    parsed = parse_value("metadata", value)
     if not isinstance(parsed, dict):
         raise InvalidInput(f"Invalid input received: metadata filter must be a dict, e.g. {{'k': 'v'}}, not {value}")
     return {str(k): str(v) for k, v in parsed.items()}
