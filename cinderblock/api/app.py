@@ -40,5 +40,6 @@ def build_app(services_: ApiServices) -> FastAPI:
     for module in (group_types, groups, group_snapshots, consistencygroups, cgsnapshots):
         app.include_router(module.router)
     app.add_middleware(CinderMiddleware, project_id_regex=services_.settings.project_id_regex,
-                       policy=services_.policy, authenticator=authenticator(services_.settings))
+                       policy=services_.policy, authenticator=authenticator(services_.settings),
+                       max_body_size=services_.settings.max_request_body_size)
     return app

@@ -40,6 +40,9 @@ def fault_body(status: int, message: str) -> dict[str, Any]:
 
 
 def fault(status: int, message: str) -> JSONResponse:
+    # A message that echoes input must still encode (the middleware refuses lone surrogates, but a
+    # message must never be the reason for a 500).
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     headers = {"Retry-After": "0"} if status == 413 else None
     return JSONResponse(fault_body(status, message), status_code=status, headers=headers)
 

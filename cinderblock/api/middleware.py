@@ -2,7 +2,8 @@
 
 Request ids, microversion negotiation and echo, the optional `{project_id}` URL segment (stripped
 here so each route exists once), authentication (noauth or Keystone, api/auth.py) into the request
-context, and the content-type rule.
+context, the content-type rule, the body size limit (osapi_max_request_body_size: 413 before parsing) and
+the refusal of text no database can store (api/guard.py: NUL, lone surrogates).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cinderblock.api import microversions
+from cinderblock.api import guard, microversions
 from cinderblock.api.auth import Authenticator, NoAuth, parse_noauth_token
 from cinderblock.api.faults import fault_body
 from cinderblock.api.policy import Policy
@@ -24,12 +25,46 @@ __all__ = ["CinderMiddleware", "parse_noauth_token"]
 
 JSON_TYPES = ("application/json", "application/vnd.openstack.volume+json")
 UNAUTHENTICATED_PATHS = {"/", "/v3", "/v3/", "/healthcheck", "/openapi.json", "/docs"}
+DEFAULT_MAX_BODY = 114688  # Cinder's osapi_max_request_body_size
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the body already read to the application, then defers to the server's."""
+    sent = False
+
+    async def receive_again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_again
 
 
 class CinderMiddleware:
     def __init__(self, app: ASGIApp, project_id_regex: str, policy: Policy,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None, max_body_size: int = DEFAULT_MAX_BODY) -> None:
         self.app = app
+        self.max_body_size = max_body_size
         self.project_re = re.compile(rf"^/v3/({project_id_regex})(/.*)?$")
         self.policy = policy
         self.authenticator: Authenticator = authenticator or NoAuth()
@@ -81,6 +116,15 @@ class CinderMiddleware:
             scope = {**scope, "path": "/v3" + match.group(2), "raw_path": ("/v3" + match.group(2)).encode()}
         state["url_prefix"] = prefix
 
+        problem = guard.url_problem(scope["path"], scope.get("query_string", b""))
+        if problem is not None:
+            await reply(400, problem)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_size:
+            await reply(413, self._too_large())
+            return
+
         if scope["path"] not in UNAUTHENTICATED_PATHS:
             if not headers.get("x-auth-token"):
                 await reply(401, "Authentication required: send an X-Auth-Token header.",
@@ -109,4 +153,17 @@ class CinderMiddleware:
             if has_body and content_type and content_type not in JSON_TYPES:
                 await reply(415, f"Unsupported Content-Type {content_type!r}: send application/json.")
                 return
+            body = await read_body(receive, self.max_body_size)
+            if body is None:
+                await reply(413, self._too_large())
+                return
+            problem = guard.body_problem(body)
+            if problem is not None:
+                await reply(400, problem)
+                return
+            receive = replay(body, receive)
         await self.app(scope, receive, send_with_headers)
+
+    def _too_large(self) -> str:
+        # oslo.middleware's sizelimit wording (Cinder's paste pipeline).
+        return f"Request is too large. Larger than {self.max_body_size}."

@@ -30,6 +30,8 @@ DEFAULT_OPTS: list[cfg.Opt] = [
     cfg.PortOpt("osapi_volume_listen_port", default=8776, help="Port the API binds to."),
     cfg.IntOpt("osapi_volume_workers", default=1, min=1, help="API worker processes (scale-out)."),
     cfg.IntOpt("osapi_max_limit", default=1000, min=1, help="Largest page a list returns."),
+    cfg.IntOpt("osapi_max_request_body_size", default=114688, min=1,
+               help="Largest request body in bytes; a larger one is refused with 413 before it is parsed."),
     cfg.IntOpt("api_thread_pool_size", default=2, min=1,
                help="Threads that run API handlers in one process. Handlers are CPU-bound Python and "
                     "share one interpreter lock: more threads only queue on it (measured: 2 threads "
@@ -58,6 +60,8 @@ QUOTA_OPTS: list[cfg.Opt] = [
     cfg.IntOpt("quota_backup_gigabytes", default=1000, help="GiB of backups a project may have."),
     cfg.IntOpt("quota_groups", default=10, help="Groups a project may have."),
     cfg.IntOpt("per_volume_size_limit", default=-1, help="Largest single volume in GiB (-1: none)."),
+    cfg.IntOpt("quota_metadata_items", default=128, min=0,
+               help="Metadata items one volume or snapshot may have (413 beyond)."),
 ]
 
 DATABASE_OPTS: list[cfg.Opt] = [

@@ -81,6 +81,8 @@ class Settings:
     # The files read, so libraries with options of their own (oslo.messaging) can read them too.
     config_files: tuple[str, ...] = ()
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    max_request_body_size: int = 114688  # osapi_max_request_body_size
+    max_metadata_items: int = 128  # quota_metadata_items
 
 
 def load_driver_class(path: str) -> type[VolumeDriver]:
@@ -221,7 +223,8 @@ def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
             public_endpoint=conf.public_endpoint, project_id_regex=conf.project_id_regex,
             coordination_url=conf.coordination.backend_url, quotas=quotas,
             backends=backend_settings, config_files=tuple(conf.config_file or ()),
-            scheduler=_scheduler_settings(conf),
+            scheduler=_scheduler_settings(conf), max_request_body_size=conf.osapi_max_request_body_size,
+            max_metadata_items=conf.quota_metadata_items,
         )
     except (cfg.Error, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

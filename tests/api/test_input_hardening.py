@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from cinderblock.api.faults import fault
 from tests.api.helpers import action, assert_fault, headers, volume_ids
 from tests.conftest import Cloud
 
@@ -40,3 +41,92 @@ def test_metadata_filter_of_broken_structure_is_400(cloud: Cloud) -> None:
     for path in ("/v3/volumes", "/v3/snapshots"):
         response = cloud.client.get(f"{path}?metadata={quote('{{}}')}", headers=headers("3.71", READER))
         assert_fault(response, 400, "badRequest", contains="filter 'metadata'")
+
+
+def _post(cloud: Cloud, method: str, path: str, raw: bytes, token: str = "admin:admin") -> object:
+    return cloud.client.request(method, path, content=raw,
+                                headers={**headers("3.71", token), "Content-Type": "application/json"})
+
+
+SURROGATE = b'"\\ud800"'  # a lone UTF-16 surrogate, escaped as JSON allows
+NUL = b'"a\\u0000b"'
+
+
+@pytest.mark.parametrize("bad", [SURROGATE, NUL, b'"\\uDFFF x"', "\"\udc80\"".encode("utf-8", "surrogatepass")],
+                         ids=["surrogate", "nul", "low-surrogate", "raw-surrogate-bytes"])
+def test_unstorable_text_in_bodies_is_400_naming_the_field(cloud: Cloud, bad: bytes) -> None:
+    volume = cloud.create_volume(1)
+    snap = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"volume_id": volume["id"]}}).json()
+    cloud.wait_snapshot(snap["snapshot"]["id"], "available")
+    gtype = cloud.request("POST", "/v3/group_types", json={"group_type": {"name": "g"}}).json()["group_type"]
+    vtype = cloud.request("POST", "/v3/types", json={"volume_type": {"name": "t"}}).json()["volume_type"]
+    v, s = volume["id"], snap["snapshot"]["id"]
+    cases = [
+        ("POST", "/v3/volumes", b'{"volume": {"size": 1, "name": %s}}', "volume/name"),
+        ("POST", "/v3/volumes", b'{"volume": {"size": 1, "metadata": {"k": %s}}}', "volume/metadata/k"),
+        ("PUT", f"/v3/volumes/{v}", b'{"volume": {"description": %s}}', "volume/description"),
+        ("POST", f"/v3/volumes/{v}/metadata", b'{"metadata": {%s: "v"}}', "metadata"),
+        ("PUT", f"/v3/volumes/{v}/metadata/k", b'{"meta": {"k": %s}}', "meta/k"),
+        ("POST", f"/v3/snapshots/{s}/metadata", b'{"metadata": {"k": %s}}', "metadata/k"),
+        ("PUT", f"/v3/snapshots/{s}", b'{"snapshot": {"name": %s}}', "snapshot/name"),
+        ("POST", "/v3/types", b'{"volume_type": {"name": %s}}', "volume_type/name"),
+        ("POST", f"/v3/types/{vtype['id']}/extra_specs", b'{"extra_specs": {%s: "v"}}', "extra_specs"),
+        ("POST", f"/v3/group_types/{gtype['id']}/group_specs", b'{"group_specs": {"k": %s}}', "group_specs/k"),
+        ("POST", "/v3/group_types", b'{"group_type": {"name": %s}}', "group_type/name"),
+        ("POST", f"/v3/volumes/{v}/action", b'{"os-extend": {"new_size": %s}}', "os-extend/new_size"),
+        ("POST", f"/v3/volumes/{v}/action", b'{"os-reset_status": {"status": %s}}', "os-reset_status/status"),
+        ("POST", f"/v3/types/{vtype['id']}/action", b'{"addProjectAccess": {"project": %s}}',
+         "addProjectAccess/project"),
+        ("PUT", f"/v3/os-quota-sets/{'p' * 8}", b'{"quota_set": {"volumes": %s}}', "quota_set/volumes"),
+        ("PUT", "/v3/os-services/disable", b'{"host": %s, "binary": "cinder-volume"}', "host"),
+        ("POST", "/v3/volumes", b'{"volume": {"size": 1, "metadata": [[{"deep": [%s]}]]}}', "volume/metadata/deep"),
+    ]
+    for method, path, template, field in cases:
+        response = _post(cloud, method, path, template % bad)
+        message = assert_fault(response, 400, "badRequest",
+                               contains=f"Invalid input for field/attribute {field}. Value: ")
+        assert "not allowed" in message, message
+    assert [x["id"] for x in cloud.request("GET", "/v3/volumes").json()["volumes"]] == [v]
+    assert cloud.request("GET", f"/v3/volumes/{v}").json()["volume"]["metadata"] == {}
+
+
+def test_nul_in_query_strings_and_paths_is_400(cloud: Cloud) -> None:
+    for url in ("/v3/volumes?name=a%00b", "/v3/volumes?marker=%00", "/v3/snapshots?volume_id=%00",
+                "/v3/types?is_public=%00", "/v3/os-services?host=%00", "/v3/volumes?a%00=1"):
+        response = cloud.client.get(url, headers=headers("3.71", READER))
+        assert_fault(response, 400, "badRequest", contains="Invalid input received: Invalid query parameter ")
+    for url in ("/v3/types/%00", "/v3/volumes/a%00b", "/v3/group_types/%00"):
+        response = cloud.client.get(url, headers=headers("3.71", READER))
+        assert_fault(response, 400, "badRequest", contains="NUL")
+
+
+def test_fault_messages_that_echo_input_always_encode() -> None:
+    # Messages echo input ("Volume type X could not be found."): they must never be why a 500 is sent.
+    response = fault(404, "Volume type \ud800 could not be found.")
+    assert json.loads(response.body) == {"itemNotFound": {"code": 404,
+                                                          "message": "Volume type \\ud800 could not be found."}}
+
+
+def test_body_over_osapi_max_request_body_size_is_413_before_parsing(cloud: Cloud) -> None:
+    big = json.dumps({"volume": {"size": 1, "description": "x" * 200_000}}).encode()
+    response = _post(cloud, "POST", "/v3/volumes", big)
+    assert_fault(response, 413, "overLimit", message="Request is too large. Larger than 114688.")
+    # Not even parsed: a body that is not JSON at all gets the same answer.
+    assert _post(cloud, "POST", "/v3/volumes", b"[" * 10_000_000).status_code == 413
+
+    def chunks() -> object:  # no Content-Length: counted while read
+        for _ in range(200):
+            yield b" " * 1024
+
+    response = cloud.client.post("/v3/volumes", content=chunks(),
+                                 headers={**headers(), "Content-Type": "application/json"})
+    assert_fault(response, 413, "overLimit")
+    assert volume_ids(cloud) == []
+    exact = json.dumps({"volume": {"size": 1, "name": "n"}}).encode()
+    assert _post(cloud, "POST", "/v3/volumes", exact.ljust(114688)).status_code == 202
+
+
+def test_body_limit_is_the_configured_one(make_cloud: Callable[..., Cloud]) -> None:
+    cloud = make_cloud("[DEFAULT]\nosapi_max_request_body_size = 64\n")
+    assert _post(cloud, "POST", "/v3/volumes", b'{"volume": {"size": 1}}'.ljust(65)).status_code == 413
+    assert _post(cloud, "POST", "/v3/volumes", b'{"volume": {"size": 1}}'.ljust(64)).status_code == 202
