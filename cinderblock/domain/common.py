@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,7 +11,7 @@ from cinderblock.config.settings import Settings
 from cinderblock.db import tables
 from cinderblock.db.engine import Database
 from cinderblock.db.loading import load_volume
-from cinderblock.model.errors import NotFound
+from cinderblock.model.errors import InvalidInput, NotFound, QuotaExceeded
 from cinderblock.model.records import RequestContext
 from cinderblock.rpc.clients import SchedulerClient, VolumeClient
 
@@ -41,9 +42,31 @@ def get_snapshot(session: Session, context: RequestContext, snapshot_id: str) ->
     return snapshot
 
 
+METADATA_FIELD_MAX = 255  # the columns' width, as in Cinder
+
+
+def check_metadata(metadata: Mapping[str, str], max_items: int) -> None:
+    """Cinder's rules for the metadata of a volume or snapshot (keys of 1 to 255 characters, values of
+    at most 255, at most `quota_metadata_items` items), with Cinder's messages."""
+    for key, value in metadata.items():
+        if not key:
+            raise InvalidInput("Invalid metadata: Metadata property key blank.")
+        if len(key) > METADATA_FIELD_MAX:
+            raise InvalidInput("Invalid metadata size: Metadata property key greater than 255 characters.")
+        if len(value) > METADATA_FIELD_MAX:
+            raise InvalidInput("Invalid metadata size: Metadata property value greater than 255 characters.")
+    check_metadata_count(len(metadata), max_items)
+
+
+def check_metadata_count(count: int, max_items: int) -> None:
+    if count > max_items:
+        raise QuotaExceeded(f"Maximum number of metadata items exceeds {max_items}", kind="MetadataLimitExceeded")
+
+
 def replace_metadata(session: Session, row: Any, item_class: type[Any], owner_key: str,
-                     metadata: dict[str, str], delete_missing: bool) -> None:
-    """Merge (or replace) key/value metadata of a volume or snapshot."""
+                     metadata: dict[str, str], delete_missing: bool, max_items: int) -> None:
+    """Merge (or replace) key/value metadata of a volume or snapshot, within Cinder's limits."""
+    check_metadata(metadata, max_items)
     current = {item.key: item for item in row.metadata_items}
     for key, value in metadata.items():
         if key in current:
@@ -54,3 +77,4 @@ def replace_metadata(session: Session, row: Any, item_class: type[Any], owner_ke
         for key, item in current.items():
             if key not in metadata:
                 row.metadata_items.remove(item)
+    check_metadata_count(len(row.metadata_items), max_items)

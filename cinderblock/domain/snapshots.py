@@ -10,7 +10,7 @@ from cinderblock.db.cas import compare_and_swap
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, get_snapshot, get_volume, replace_metadata
+from cinderblock.domain.common import DomainDeps, check_metadata, get_snapshot, get_volume, replace_metadata
 from cinderblock.domain.services import assert_not_frozen
 from cinderblock.domain.volumes import service_of
 from cinderblock.model import transitions as t
@@ -46,6 +46,7 @@ class SnapshotService:
                force: bool, metadata: dict[str, str], in_use_allowed: bool) -> tables.Snapshot:
         if volume_id is None:
             raise NotFound.of("Volume", "None")
+        check_metadata(metadata, self.deps.settings.max_metadata_items)
         with self.db.write() as session:
             volume = get_volume(session, context, volume_id)
             if volume.host is None:
@@ -126,7 +127,8 @@ class SnapshotService:
                      replace: bool) -> dict[str, str]:
         with self.db.write() as session:
             snapshot = get_snapshot(session, context, snapshot_id)
-            replace_metadata(session, snapshot, tables.SnapshotMetadata, "snapshot_id", metadata, replace)
+            replace_metadata(session, snapshot, tables.SnapshotMetadata, "snapshot_id", metadata, replace,
+                             self.deps.settings.max_metadata_items)
             session.flush()
             return snapshot.metadata_dict()
 

@@ -14,7 +14,7 @@ from cinderblock.db.cas import compare_and_swap
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, get_snapshot, get_volume, replace_metadata
+from cinderblock.domain.common import DomainDeps, check_metadata, get_snapshot, get_volume, replace_metadata
 from cinderblock.domain.groups import check_volume_in_group, is_cg
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import resolve_type
@@ -102,6 +102,7 @@ class VolumeService:
     def create(self, context: RequestContext, request: VolumeCreate) -> tables.Volume:
         # Validation reads first, then a write transaction that only takes quota and inserts:
         # SQLite serialises writers, so the shorter the write, the more creates per second.
+        check_metadata(request.metadata, self.deps.settings.max_metadata_items)
         with self.db.read() as session:
             plan = self._plan(session, context, request)
         # A transaction run again if the database aborts it to break a deadlock (MariaDB does when
@@ -254,7 +255,8 @@ class VolumeService:
             if description is not ...:
                 volume.display_description = description
             if metadata is not None:
-                replace_metadata(session, volume, tables.VolumeMetadata, "volume_id", metadata, delete_missing=True)
+                replace_metadata(session, volume, tables.VolumeMetadata, "volume_id", metadata, delete_missing=True,
+                                 max_items=self.deps.settings.max_metadata_items)
             session.flush()
             return volume
 
@@ -262,7 +264,8 @@ class VolumeService:
                      replace: bool) -> dict[str, str]:
         with self.db.write() as session:
             volume = get_volume(session, context, volume_id)
-            replace_metadata(session, volume, tables.VolumeMetadata, "volume_id", metadata, delete_missing=replace)
+            replace_metadata(session, volume, tables.VolumeMetadata, "volume_id", metadata, delete_missing=replace,
+                             max_items=self.deps.settings.max_metadata_items)
             session.flush()
             return volume.metadata_dict()
 

@@ -130,3 +130,55 @@ def test_body_limit_is_the_configured_one(make_cloud: Callable[..., Cloud]) -> N
     cloud = make_cloud("[DEFAULT]\nosapi_max_request_body_size = 64\n")
     assert _post(cloud, "POST", "/v3/volumes", b'{"volume": {"size": 1}}'.ljust(65)).status_code == 413
     assert _post(cloud, "POST", "/v3/volumes", b'{"volume": {"size": 1}}'.ljust(64)).status_code == 202
+
+
+KEY_LONG = "Invalid metadata size: Metadata property key greater than 255 characters."
+VALUE_LONG = "Invalid metadata size: Metadata property value greater than 255 characters."
+BLANK = "Invalid metadata: Metadata property key blank."
+
+
+def test_metadata_limits_with_cinders_messages(cloud: Cloud) -> None:
+    volume = cloud.create_volume(1)
+    v = volume["id"]
+    snap = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"volume_id": v}}).json()["snapshot"]
+    cloud.wait_snapshot(snap["id"], "available")
+    writes: list[tuple[str, str, Callable[[dict[str, str]], object]]] = [
+        ("POST", "/v3/volumes", lambda m: {"volume": {"size": 1, "metadata": m}}),
+        ("PUT", f"/v3/volumes/{v}", lambda m: {"volume": {"metadata": m}}),
+        ("POST", f"/v3/volumes/{v}/metadata", lambda m: {"metadata": m}),
+        ("PUT", f"/v3/volumes/{v}/metadata", lambda m: {"metadata": m}),
+        ("POST", "/v3/snapshots", lambda m: {"snapshot": {"volume_id": v, "metadata": m, "force": True}}),
+        ("POST", f"/v3/snapshots/{snap['id']}/metadata", lambda m: {"metadata": m}),
+        ("PUT", f"/v3/snapshots/{snap['id']}/metadata", lambda m: {"metadata": m}),
+    ]
+    for method, path, body in writes:
+        for metadata, message in (({"k" * 256: "v"}, KEY_LONG), ({"k": "v" * 256}, VALUE_LONG), ({"": "v"}, BLANK)):
+            assert_fault(cloud.request(method, path, json=body(metadata)), 400, "badRequest", message=message)
+        too_many = {f"k{i}": "v" for i in range(129)}
+        assert_fault(cloud.request(method, path, json=body(too_many)), 413, "overLimit",
+                     message="MetadataLimitExceeded: Maximum number of metadata items exceeds 128")
+        # 255 characters and 128 items are allowed.
+        response = cloud.request(method, path, json=body({"k" * 255: "v" * 255}))
+        assert response.status_code in (200, 202), response.text
+    assert_fault(cloud.request("PUT", f"/v3/volumes/{v}/metadata/{'k' * 256}", json={"meta": {"k" * 256: "v"}}),
+                 400, "badRequest", message=KEY_LONG)
+    assert len(volume_ids(cloud)) == 2  # the first volume and the one 255-character create
+
+
+def test_metadata_items_count_after_a_merge(make_cloud: Callable[..., Cloud]) -> None:
+    cloud = make_cloud("[DEFAULT]\nquota_metadata_items = 3\n")
+    v = cloud.create_volume(1, metadata={"a": "1", "b": "2"})["id"]
+    assert cloud.request("POST", f"/v3/volumes/{v}/metadata", json={"metadata": {"a": "x", "c": "3"}}).status_code == 200
+    response = cloud.request("POST", f"/v3/volumes/{v}/metadata", json={"metadata": {"d": "4"}})
+    assert_fault(response, 413, "overLimit", message="MetadataLimitExceeded: Maximum number of metadata items exceeds 3")
+    response = cloud.request("PUT", f"/v3/volumes/{v}/metadata/e", json={"meta": {"e": "5"}})
+    assert_fault(response, 413, "overLimit")
+    assert cloud.request("GET", f"/v3/volumes/{v}/metadata").json()["metadata"] == {"a": "x", "b": "2", "c": "3"}
+    # A replacement counts only what it keeps.
+    assert cloud.request("PUT", f"/v3/volumes/{v}/metadata", json={"metadata": {"x": "1"}}).status_code == 200
+
+
+def test_ten_thousand_metadata_keys_are_refused(cloud: Cloud) -> None:
+    body = {"volume": {"size": 1, "metadata": {str(i): "" for i in range(10_000)}}}
+    assert_fault(cloud.request("POST", "/v3/volumes", json=body), 413, "overLimit")
+    assert volume_ids(cloud) == []
