@@ -182,3 +182,47 @@ def test_ten_thousand_metadata_keys_are_refused(cloud: Cloud) -> None:
     body = {"volume": {"size": 1, "metadata": {str(i): "" for i in range(10_000)}}}
     assert_fault(cloud.request("POST", "/v3/volumes", json=body), 413, "overLimit")
     assert volume_ids(cloud) == []
+
+
+def test_action_bodies_with_keys_the_action_does_not_take_are_400(cloud: Cloud) -> None:
+    v = cloud.create_volume(1)["id"]
+    snap = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"volume_id": v}}).json()["snapshot"]
+    cloud.wait_snapshot(snap["id"], "available")
+    vtype = cloud.request("POST", "/v3/types", json={"volume_type": {"name": "t"}}).json()["volume_type"]
+    for body in ({"os-extend": {"new_size": 2, "x": 1}}, {"os-reset_status": {"status": "available", "x": 1}},
+                 {"os-set_bootable": {"bootable": True, "x": 1}}, {"os-update_readonly_flag": {"readonly": True, "x": 1}},
+                 {"os-attach": {"host_name": "h", "mountpoint": "/d", "x": 1}}, {"os-detach": {"x": 1}},
+                 {"os-initialize_connection": {"connector": {}, "x": 1}},
+                 {"os-terminate_connection": {"connector": {}, "x": 1}}, {"revert": {"snapshot_id": snap["id"], "x": 1}}):
+        name = next(iter(body))
+        assert_fault(action(cloud, v, body), 400, "badRequest",
+                     message=f"Invalid input for field/attribute {name}. Value: {body[name]!r}. "
+                             f"Additional properties are not allowed ('x' was unexpected)")
+    assert cloud.request("GET", f"/v3/volumes/{v}").json()["volume"]["size"] == 1
+    response = cloud.request("POST", f"/v3/snapshots/{snap['id']}/action",
+                             json={"os-reset_status": {"status": "error", "x": 1, "y": 2}})
+    assert_fault(response, 400, "badRequest", contains="('x', 'y' were unexpected)")
+    response = cloud.request("POST", f"/v3/types/{vtype['id']}/action",
+                             json={"addProjectAccess": {"project": "p", "x": 1}})
+    assert_fault(response, 400, "badRequest", contains="('x' was unexpected)")
+    # The keys clients send are all still taken.
+    assert action(cloud, v, {"os-extend": {"new_size": 2}}).status_code == 202
+
+
+@pytest.mark.parametrize("sources", [("snapshot_id", "source_volid"), ("snapshot_id", "imageRef"),
+                                     ("source_volid", "backup_id"), ("source_volid", "image_id")])
+def test_volume_create_naming_two_sources_is_400(cloud: Cloud, sources: tuple[str, str]) -> None:
+    v = cloud.create_volume(1)["id"]
+    snap = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"volume_id": v}}).json()["snapshot"]
+    cloud.wait_snapshot(snap["id"], "available")
+    ids = {"snapshot_id": snap["id"], "source_volid": v, "imageRef": v, "image_id": v, "backup_id": v}
+    for version in ("3.0", "3.71"):
+        body = {"volume": {"size": 1, **{key: ids[key] for key in sources}, "snapshot_id": None} | {
+            key: ids[key] for key in sources}}
+        response = cloud.request("POST", "/v3/volumes", json=body, headers={"OpenStack-API-Version": f"volume {version}"})
+        assert_fault(response, 400, "badRequest", message="Invalid input received: May specify only one of backup, "
+                                                          "imageRef, snapshot, source volume")
+    assert volume_ids(cloud) == [v]
+    # Nulls name nothing (cinderclient sends every key).
+    body = {"volume": {"size": 1, "snapshot_id": snap["id"], "source_volid": None, "imageRef": None}}
+    assert cloud.request("POST", "/v3/volumes", json=body).status_code == 202

@@ -95,6 +95,11 @@ def create_volume(request: Request, body: VolumeCreateBody, svc: Svc, context: C
     svc.policy.authorize(context, "volume:create")
     spec = body.volume
     reject_extra(spec, version.at_least(mv.STRICT_SCHEMAS), "volume")
+    # One source at most (Cinder's create flow: check_exclusive_options, names sorted and spaced).
+    sources = {"snapshot": spec.snapshot_id, "source volume": spec.source_volid, "backup": spec.backup_id,
+               "imageRef": spec.imageRef if spec.imageRef is not None else spec.image_id}
+    if sum(value is not None for value in sources.values()) > 1:
+        raise InvalidInput(f"Invalid input received: May specify only one of {', '.join(sorted(sources))}")
     if spec.multiattach:
         raise InvalidInput("Invalid input received: multiattach parameter has been removed. The default "
                            "behavior is to use multiattach enabled volume types.")

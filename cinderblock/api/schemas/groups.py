@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
+from cinderblock.api.actions import invalid_body
 from cinderblock.api.schemas.common import Bool, Lenient, Name, Strict
 from cinderblock.model.errors import InvalidInput
 
@@ -17,10 +18,7 @@ def body_of(model: type[BaseModel], body: Any, key: str, allow_empty: bool = Fal
     try:
         return model.model_validate({} if value is None else value)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = "/".join(str(part) for part in (key, *first.get("loc", ())))
-        raise InvalidInput(f"Invalid input for field/attribute {field}. Value: {first.get('input')!r}. "
-                           f"{first.get('msg', '')}") from None
+        raise invalid_body(key, value, error) from None
 
 
 class GroupTypeCreate(Strict):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from cinderblock.api.schemas.common import Bool, Lenient, Metadata, Name
+from cinderblock.api.schemas.common import Bool, Lenient, Metadata, Name, Strict
 
 
 class SnapshotCreate(Lenient):
@@ -31,5 +31,5 @@ class SnapshotUpdateBody(BaseModel):
     snapshot: SnapshotUpdate
 
 
-class SnapshotResetStatus(BaseModel):
+class SnapshotResetStatus(Strict):
     status: str

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from cinderblock.api.schemas.common import Bool, Lenient, Name
+from cinderblock.api.schemas.common import Bool, Lenient, Name, Strict
 
 SpecKey = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9\-_:. /]{1,255}$")]
 SpecValue = Annotated[str, StringConstraints(max_length=255)]
@@ -36,5 +36,5 @@ class ExtraSpecsBody(BaseModel):
     extra_specs: dict[SpecKey, SpecValue]
 
 
-class ProjectAccess(BaseModel):
+class ProjectAccess(Strict):
     project: str

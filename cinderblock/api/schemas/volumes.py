@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cinderblock.api.schemas.common import Bool, Lenient, Metadata, Name, Size
+from cinderblock.api.schemas.common import Bool, Lenient, Metadata, Name, Size, Strict
 
 
 class VolumeCreate(Lenient):
@@ -52,42 +52,43 @@ class MetaItemBody(BaseModel):
     meta: Metadata
 
 
-class Extend(BaseModel):
+# Action arguments: Cinder's request schemas take no other keys (additionalProperties: false).
+class Extend(Strict):
     new_size: Size
 
 
-class ResetStatus(BaseModel):
+class ResetStatus(Strict):
     status: str | None = None
     attach_status: str | None = None
     migration_status: str | None = None
 
 
-class InitializeConnection(BaseModel):
+class InitializeConnection(Strict):
     connector: dict[str, Any]
 
 
-class TerminateConnection(BaseModel):
+class TerminateConnection(Strict):
     connector: dict[str, Any] | None = None
 
 
-class Attach(Lenient):
+class Attach(Strict):
     mountpoint: str | None = None
     instance_uuid: str | None = None
     host_name: str | None = None
     mode: str = "rw"
 
 
-class Detach(Lenient):
+class Detach(Strict):
     attachment_id: str | None = None
 
 
-class SetBootable(BaseModel):
+class SetBootable(Strict):
     bootable: Bool
 
 
-class UpdateReadonly(BaseModel):
+class UpdateReadonly(Strict):
     readonly: Bool
 
 
-class Revert(BaseModel):
+class Revert(Strict):
     snapshot_id: str
