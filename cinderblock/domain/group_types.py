@@ -32,6 +32,19 @@ def find_group_type(session: Session, context: RequestContext, ref: str) -> gt.G
     return found
 
 
+
+SPEC_FIELD_MAX = 255  # the columns' width (Cinder's group_specs schema: keys 1-255, values up to 255)
+
+
+def check_specs(specs: dict[str, str]) -> None:
+    for key, value in specs.items():
+        if not 1 <= len(key) <= SPEC_FIELD_MAX:
+            raise InvalidInput(f"Invalid input for field/attribute group_specs. Value: {key[:60]!r}. Keys must be "
+                               f"1 to {SPEC_FIELD_MAX} characters long.")
+        if len(value) > SPEC_FIELD_MAX:
+            raise InvalidInput(f"Invalid input for field/attribute group_specs/{key}. Value: {value[:60]!r}. "
+                               f"Values must be at most {SPEC_FIELD_MAX} characters long.")
+
 class GroupTypeService:
     def __init__(self, db: Database, default_group_type: str | None = None) -> None:
         self.db = db
@@ -56,6 +69,7 @@ class GroupTypeService:
             return find_group_type(session, context, ref)
 
     def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> gt.GroupType:
+        check_specs(specs)
         try:
             with self.db.write() as session:
                 if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
@@ -103,6 +117,7 @@ class GroupTypeService:
         return self.get(context, ref).specs()
 
     def set_specs(self, context: RequestContext, ref: str, specs: dict[str, str]) -> dict[str, str]:
+        check_specs(specs)
         with self.db.write() as session:
             row = find_group_type(session, context, ref)
             current = {spec.key: spec for spec in row.group_specs}

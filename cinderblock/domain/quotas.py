@@ -79,10 +79,15 @@ def quota_set(defaults: Mapping[str, int], session: Session, project_id: str,
             for name, limit in limits.items()}
 
 
+PROJECT_ID_MAX = 255
+
+
 def update_limits(defaults: Mapping[str, int], session: Session, project_id: str,
                   values: Mapping[str, int], check_usage: bool = False) -> None:
     """`check_usage`: refuse a limit below what the project already uses (Cinder's skip_validation=False);
     otherwise such a limit is kept and only stops new usage."""
+    if len(project_id) > PROJECT_ID_MAX:  # the column's width: no project has a longer id
+        raise InvalidInput(f"Invalid input received: A project id is at most {PROJECT_ID_MAX} characters long.")
     known = default_limits(defaults, session)
     in_use = repo.usages_of(session, project_id)
     for name, value in values.items():

@@ -226,3 +226,18 @@ def test_volume_create_naming_two_sources_is_400(cloud: Cloud, sources: tuple[st
     # Nulls name nothing (cinderclient sends every key).
     body = {"volume": {"size": 1, "snapshot_id": snap["id"], "source_volid": None, "imageRef": None}}
     assert cloud.request("POST", "/v3/volumes", json=body).status_code == 202
+
+
+def test_over_long_group_specs_and_quota_project_ids_are_400(cloud: Cloud) -> None:
+    # SQLite stores any length; PostgreSQL and MariaDB refuse it (500s there before, found by the sweep).
+    gtype = cloud.request("POST", "/v3/group_types", json={"group_type": {"name": "g"}}).json()["group_type"]
+    g = gtype["id"]
+    for body in ({"group_specs": {"k" * 256: "v"}}, {"group_specs": {"k": "v" * 256}}, {"group_specs": {"": "v"}}):
+        assert_fault(cloud.request("POST", f"/v3/group_types/{g}/group_specs", json=body), 400, "badRequest",
+                     contains="Invalid input for field/attribute group_specs")
+    assert_fault(cloud.request("PUT", f"/v3/group_types/{g}/group_specs/k", json={"k": "v" * 256}), 400, "badRequest")
+    assert_fault(cloud.request("POST", "/v3/group_types", json={"group_type": {"name": "h", "group_specs": {
+        "k": "v" * 256}}}), 400, "badRequest")
+    assert cloud.request("GET", f"/v3/group_types/{g}/group_specs").json()["group_specs"] == {}
+    response = cloud.request("PUT", f"/v3/os-quota-sets/{'p' * 256}", json={"quota_set": {"volumes": 5}})
+    assert_fault(response, 400, "badRequest", contains="project id is at most 255 characters")
