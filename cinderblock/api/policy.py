@@ -107,6 +107,9 @@ _API_RULES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      ("POST /snapshots/{snapshot_id}/action (os-reset_status)",)),
     ("volume_extension:snapshot_admin_actions:force_delete", ADMIN, "Force-delete a snapshot.",
      ("POST /snapshots/{snapshot_id}/action (os-force_delete)",)),
+    ("snapshot_extension:snapshot_actions:update_snapshot_status", MEMBER,
+     "Report a snapshot's status and progress (Nova's assisted snapshots).",
+     ("POST /snapshots/{snapshot_id}/action (os-update_snapshot_status)",)),
     # volume types (private types stay invisible to projects without access, whatever the rule)
     ("volume_extension:type_get_all", ANYONE, "List volume types.", ("GET /types",)),
     ("volume_extension:type_get", ANYONE, "Show a volume type.", ("GET /types/{type_id}",)),

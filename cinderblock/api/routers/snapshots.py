@@ -13,7 +13,8 @@ from cinderblock.api.deps import Svc
 from cinderblock.api.paging import next_link, parse_list, truthy
 from cinderblock.api.routers.listing import parse_metadata_filter
 from cinderblock.api.schemas.common import reject_extra
-from cinderblock.api.schemas.snapshots import SnapshotCreateBody, SnapshotResetStatus, SnapshotUpdateBody
+from cinderblock.api.schemas.snapshots import (SnapshotCreateBody, SnapshotResetStatus, SnapshotStatusReport,
+                                               SnapshotUpdateBody)
 from cinderblock.api.schemas.volumes import MetadataBody, MetaItemBody
 from cinderblock.api.views import snapshots as views
 from cinderblock.model.errors import InvalidInput, NotFound
@@ -98,7 +99,8 @@ def delete_snapshot(snapshot_id: str, svc: Svc, context: Ctx) -> Response:
     return Response(status_code=202)
 
 
-@router.post("/snapshots/{snapshot_id}/action", summary="os-reset_status or os-force_delete of a snapshot")
+@router.post("/snapshots/{snapshot_id}/action",
+             summary="os-reset_status, os-force_delete (admin) or os-update_snapshot_status of a snapshot")
 def snapshot_action(snapshot_id: str, svc: Svc, context: Ctx,
                     body: dict[str, Any] = Body(..., examples=[{"os-reset_status": {"status": "available"}}])) -> Response:
     name, value = split_action(body)
@@ -108,6 +110,10 @@ def snapshot_action(snapshot_id: str, svc: Svc, context: Ctx,
     elif name == "os-force_delete":
         svc.policy.authorize(context, "volume_extension:snapshot_admin_actions:force_delete")
         svc.snapshots.delete(context, snapshot_id, force=True)
+    elif name == "os-update_snapshot_status":
+        svc.policy.authorize(context, "snapshot_extension:snapshot_actions:update_snapshot_status")
+        report = parse(SnapshotStatusReport, value, name)
+        svc.snapshots.report_status(context, snapshot_id, report.status, report.progress)
     else:
         raise unknown_action(name)
     return Response(status_code=202)

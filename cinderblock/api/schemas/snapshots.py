@@ -31,5 +31,10 @@ class SnapshotUpdateBody(BaseModel):
     snapshot: SnapshotUpdate
 
 
+class SnapshotStatusReport(BaseModel):
+    status: str
+    progress: str | None = None
+
+
 class SnapshotResetStatus(BaseModel):
     status: str
