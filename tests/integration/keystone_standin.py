@@ -70,8 +70,9 @@ class KeystoneStandin:
 
     # --- tokens ----------------------------------------------------------------------------
     def issue(self, user: str, project: str | None, roles: list[str], expires_in: float = 3600,
-              system: bool = False) -> str:
-        """A token of `user`, scoped to `project` (or to the system), with exactly these roles."""
+              system: bool = False, domain: bool = False) -> str:
+        """A token of `user`, scoped to `project` (or to the system, or the Default domain), with exactly
+        these roles."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         body: dict[str, Any] = {
             "methods": ["password"], "audit_ids": [uuid.uuid4().hex[:22]],
@@ -82,6 +83,8 @@ class KeystoneStandin:
         }
         if system:
             body["system"] = {"all": True}
+        elif domain:
+            body["domain"] = DOMAIN
         elif project is not None:
             body["project"] = {"id": project, "name": f"{project}-name", "domain": DOMAIN}
         token = uuid.uuid4().hex

@@ -97,3 +97,20 @@ def test_keystone_needs_a_service_user(tmp_path: Path) -> None:
     settings = load_settings(build_config(config_files=[str(config)]), state_path=str(tmp_path / "s"))
     with pytest.raises(ConfigError, match="auth_type"):
         authenticator(settings)
+
+
+def test_tokens_without_a_project_own_nothing(cloud_on: Callable[..., Cloud], keystone: KeystoneStandin) -> None:
+    # Were 202: a domain-scoped member created volumes in the project "", shared by every token without
+    # a project (another domain's member, a system reader listed them).
+    cloud = cloud_on()
+    domain_member = keystone.issue("dora", None, ["member", "reader"], domain=True)
+    refused = call(cloud, "POST", "/v3/volumes", domain_member, json={"volume": {"size": 1}})
+    assert refused.status_code == 403, refused.text
+    assert call(cloud, "GET", "/v3/volumes", domain_member).status_code == 403
+    system_admin = keystone.issue("root", None, ["admin", "member", "reader"], system=True)
+    refused = call(cloud, "POST", "/v3/volumes", system_admin, json={"volume": {"size": 1}})
+    assert refused.status_code == 403 and "project-scoped token" in refused.json()["forbidden"]["message"]
+    refused = call(cloud, "POST", "/v3/groups", system_admin,
+                   json={"group": {"group_type": "default", "volume_types": ["__DEFAULT__"]}})
+    assert refused.status_code == 403, refused.text
+    assert call(cloud, "GET", "/v3/volumes?all_tenants=1", system_admin).status_code == 200
