@@ -389,7 +389,9 @@ def start(root: Path | str, port: int | None = None, volume_endpoint: str | None
         _manage(venv, conf, "credential_setup", *owner)
     if not (paths["fernet"] / "0").exists() or not (paths["credential"] / "0").exists():
         raise KeystoneError(f"keystone-manage did not write its keys under {root}")
-    _manage(venv, conf, "bootstrap", "--bootstrap-username", "admin", "--bootstrap-password", admin_password,
+    # --option=value: a password from token_urlsafe may begin with "-" (1 start in 64), which argparse
+    # would read as an option ("expected one argument").
+    _manage(venv, conf, "bootstrap", "--bootstrap-username", "admin", f"--bootstrap-password={admin_password}",
             "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
             "--bootstrap-service-name", "keystone", "--bootstrap-region-id", REGION,
             "--bootstrap-public-url", url, "--bootstrap-internal-url", url, "--bootstrap-admin-url", url)
