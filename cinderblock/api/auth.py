@@ -167,7 +167,7 @@ class KeystoneAuth:
 
         options = self.conf.keystone_authtoken
         group = options.auth_section or "keystone_authtoken"
-        where = f"[keystone_authtoken] auth_url = {self.conf[group].auth_url}"
+        where = f"[{group}] auth_url = {getattr(self.conf[group], 'auth_url', None)}"
         auth = loading.load_auth_from_conf_options(self.conf, group)
         configured = options.http_connect_timeout
         session = loading.session.Session().load_from_options(
