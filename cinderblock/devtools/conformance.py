@@ -434,6 +434,10 @@ def reason_of(status: str, details: dict[str, str]) -> str:
             start = index
     tail = [line for line in lines[start + 1:] if line and not line.startswith(" ")]
     message = " | ".join(line.strip() for line in tail[:4]) or text.strip()[-300:]
+    # The last call into a Tempest service client names the API request that failed.
+    calls = re.findall(r'/services/(?:volume/v3/)?(\w+_client)\.py", line \d+, in (\w+)', text)
+    if calls:
+        message = f"{calls[-1][0]}.{calls[-1][1]}: {message}"
     return message[:600]
 
 
