@@ -500,12 +500,26 @@ def env_lines(keystone: Keystone) -> list[str]:
 
 def _serve(port: int) -> None:
     import socketserver
+    import threading
     from wsgiref import simple_server
 
     sys.argv = sys.argv[:1]  # keystone's oslo.config parses sys.argv; its files come from OS_KEYSTONE_CONFIG_*
     from keystone.server import wsgi  # type: ignore[import-not-found]
 
-    application = wsgi.initialize_public_application()
+    keystone_app = wsgi.initialize_public_application()
+    # One request at a time through Keystone: on SQLite two threads that both read and then write
+    # deadlock and one fails at once with "database is locked" (a 500). Threads still accept and
+    # send, so a slow client does not hold the others up.
+    serial = threading.Lock()
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with serial:
+            body = keystone_app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
 
     class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         daemon_threads = True
