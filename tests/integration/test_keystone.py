@@ -77,8 +77,10 @@ def test_context_carries_user_project_and_roles(cloud_on: Callable[..., Cloud], 
     created = call(cloud, "POST", "/v3/volumes", member, json={"volume": {"size": 1, "name": "v"}})
     assert created.status_code == 202, created.text
     volume = created.json()["volume"]
-    assert volume["user_id"] == "alice-id" and volume["os-vol-tenant-attr:tenant_id"] == "0a0a"
-    assert "os-vol-host-attr:host" not in volume  # not an administrator
+    assert volume["user_id"] == "alice-id"
+    shown_to_member = call(cloud, "GET", f"/v3/volumes/{volume['id']}", member).json()["volume"]
+    assert shown_to_member["os-vol-tenant-attr:tenant_id"] == "0a0a"
+    assert "os-vol-host-attr:host" not in shown_to_member  # not an administrator
     # The project segment of the URL must be the token's project.
     assert call(cloud, "GET", "/v3/0a0a/volumes", member).status_code == 200
     assert call(cloud, "GET", "/v3/0b0b/volumes", member).status_code == 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cinderblock.api.context import Ctx, Ver
 from cinderblock.api.deps import Svc
@@ -48,10 +48,10 @@ def quota_update(project_id: str, svc: Svc, context: Ctx,
 
 
 @router.delete("/os-quota-sets/{project_id}", summary="Reset a project's quotas to the defaults (admin)")
-def quota_delete(project_id: str, svc: Svc, context: Ctx) -> JSONResponse:
+def quota_delete(project_id: str, svc: Svc, context: Ctx) -> Response:
     svc.policy.authorize(context, "volume_extension:quotas:delete", project_id)
     svc.limits.reset(context, project_id)
-    return JSONResponse({})
+    return Response(status_code=200)  # Cinder answers with no body
 
 
 @router.get("/limits", summary="Absolute limits and usage of the caller's project")
