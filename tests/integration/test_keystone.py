@@ -74,8 +74,10 @@ def test_context_carries_user_project_and_roles(cloud_on: Callable[..., Cloud], 
     created = call(cloud, "POST", "/v3/volumes", member, json={"volume": {"size": 1, "name": "v"}})
     assert created.status_code == 202, created.text
     volume = created.json()["volume"]
-    assert volume["user_id"] == people.alice.id and volume["os-vol-tenant-attr:tenant_id"] == people.a
-    assert "os-vol-host-attr:host" not in volume  # not an administrator
+    assert volume["user_id"] == people.alice.id
+    shown_to_member = call(cloud, "GET", f"/v3/volumes/{volume['id']}", member).json()["volume"]
+    assert shown_to_member["os-vol-tenant-attr:tenant_id"] == people.a
+    assert "os-vol-host-attr:host" not in shown_to_member  # not an administrator
     # The project segment of the URL must be the token's project.
     assert call(cloud, "GET", f"/v3/{people.a}/volumes", member).status_code == 200
     assert call(cloud, "GET", f"/v3/{people.b}/volumes", member).status_code == 400
