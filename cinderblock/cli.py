@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cinderblock: configuration error: {error}", file=sys.stderr)
         return 2
     os.makedirs(settings.state_path, exist_ok=True)
+    if args.command in ("serve", "api"):
+        from cinderblock.api.auth import check_identity
+
+        # Logs what keeps Keystone from validating tokens (and goes on: requests answer 503 meanwhile).
+        check_identity(settings)
     if args.command == "api" and settings.api_workers > 1:
         _serve_api_workers(settings, argv)
         return 0

@@ -107,6 +107,9 @@ _API_RULES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      ("POST /snapshots/{snapshot_id}/action (os-reset_status)",)),
     ("volume_extension:snapshot_admin_actions:force_delete", ADMIN, "Force-delete a snapshot.",
      ("POST /snapshots/{snapshot_id}/action (os-force_delete)",)),
+    ("snapshot_extension:snapshot_actions:update_snapshot_status", MEMBER,
+     "Report a snapshot's status and progress (Nova's assisted snapshots).",
+     ("POST /snapshots/{snapshot_id}/action (os-update_snapshot_status)",)),
     # volume types (private types stay invisible to projects without access, whatever the rule)
     ("volume_extension:type_get_all", ANYONE, "List volume types.", ("GET /types",)),
     ("volume_extension:type_get", ANYONE, "Show a volume type.", ("GET /types/{type_id}",)),
@@ -270,7 +273,10 @@ class Policy:
 
     def _enforce(self, rule: str, user_id: str, project_id: str, roles: tuple[str, ...], system_scope: str | None,
                  is_admin: bool, target_project: str) -> bool:
-        creds: dict[str, Any] = {"user_id": user_id, "project_id": project_id, "roles": list(roles),
+        # A token scoped to the system or a domain has no project: None, not "", so that no
+        # `project_id:%(project_id)s` matches it (oslo.policy compares "" with "" as equal, and None with
+        # a target of None too, as "None" == str(None)).
+        creds: dict[str, Any] = {"user_id": user_id, "project_id": project_id or None, "roles": list(roles),
                                  "system_scope": system_scope, "is_admin": is_admin}
         return bool(self.enforcer.enforce(rule, {"project_id": target_project, "user_id": user_id}, creds))
 

@@ -11,7 +11,7 @@ from cinderblock.config.settings import Settings
 from cinderblock.db import tables
 from cinderblock.db.engine import Database
 from cinderblock.db.loading import load_volume
-from cinderblock.model.errors import InvalidInput, NotFound, QuotaExceeded
+from cinderblock.model.errors import Forbidden, InvalidInput, NotFound, QuotaExceeded
 from cinderblock.model.records import RequestContext
 from cinderblock.rpc.clients import SchedulerClient, VolumeClient
 
@@ -22,6 +22,16 @@ class DomainDeps:
     settings: Settings
     scheduler: SchedulerClient
     volumes: VolumeClient
+
+
+def owner_project(context: RequestContext, kind: str) -> str:
+    """The project a new resource of the caller belongs to. A token scoped to the system or to a domain
+    names none: such a caller (an administrator, say) reaches every project's resources but owns none."""
+    if not context.project_id:
+        scope = f"scoped to the system ({context.system_scope})" if context.system_scope else "not scoped to a project"
+        raise Forbidden(f"A {kind} belongs to a project: creating one needs a project-scoped token (this one is "
+                        f"{scope}).")
+    return context.project_id
 
 
 def owned(row: Any, context: RequestContext) -> bool:

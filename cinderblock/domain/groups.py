@@ -16,7 +16,7 @@ from cinderblock.db.cas import compare_and_swap
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, owned
+from cinderblock.domain.common import DomainDeps, owned, owner_project
 from cinderblock.domain.group_types import find_group_type
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import find_type
@@ -94,6 +94,7 @@ class GroupService:
     # --- create --------------------------------------------------------------------------
     def create(self, context: RequestContext, group_type: str, volume_types: list[str], name: str | None,
                description: str | None, availability_zone: str | None, cg_api: bool = False) -> gt.Group:
+        owner_project(context, "consistency group" if cg_api else "group")
         if not volume_types:
             raise InvalidInput("Invalid input received: volume_types must be provided to create group.")
         with self.db.read() as session:
@@ -136,6 +137,7 @@ class GroupService:
 
     def create_from_src(self, context: RequestContext, group_snapshot_id: str | None, source_group_id: str | None,
                         name: str | None, description: str | None, cg_api: bool = False) -> gt.Group:
+        owner_project(context, "consistency group" if cg_api else "group")
         if bool(group_snapshot_id) == bool(source_group_id):
             raise InvalidInput("Invalid input received: Either 'group_snapshot_id' or 'source_group_id' must be "
                                "provided, but not both." if not cg_api else

@@ -123,6 +123,22 @@ class SnapshotService:
             snapshot = get_snapshot(session, context, snapshot_id)
             snapshot.status = status
 
+    def report_status(self, context: RequestContext, snapshot_id: str, status: str, progress: str | None) -> None:
+        """os-update_snapshot_status, with Cinder's rules and messages."""
+        if progress is not None and not _is_percentage(progress):
+            raise InvalidInput("progress must be an integer percentage")
+        with self.db.write() as session:
+            current = get_snapshot(session, context, snapshot_id).status
+            allowed = t.SNAPSHOT_REPORTED_STATUS.get(current)
+            if allowed is None:
+                raise InvalidInput(f"Snapshot status {current} not allowed for update_snapshot_status")
+            if status not in allowed:
+                raise InvalidInput(f"Provided snapshot status {status} not allowed for snapshot with status "
+                                   f"{current}.")
+            values = {"status": status, **({"progress": progress} if progress else {})}
+            if not compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": current}, values):
+                raise InvalidState(f"Invalid snapshot: Snapshot {snapshot_id} changed status meanwhile.")
+
     def set_metadata(self, context: RequestContext, snapshot_id: str, metadata: dict[str, str],
                      replace: bool) -> dict[str, str]:
         with self.db.write() as session:
@@ -139,3 +155,9 @@ class SnapshotService:
             if not items:
                 raise NotFound(f"Metadata key {key} for snapshot {snapshot_id} could not be found.")
             snapshot.metadata_items.remove(items[0])
+
+
+def _is_percentage(text: str) -> bool:
+    """'73%': an integer from 0 to 100 followed by a percent sign."""
+    number = text[:-1]
+    return text.endswith("%") and number.isdigit() and 0 <= int(number) <= 100

@@ -14,7 +14,8 @@ from cinderblock.db.cas import compare_and_swap
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, check_metadata, get_snapshot, get_volume, replace_metadata
+from cinderblock.domain.common import (DomainDeps, check_metadata, get_snapshot, get_volume, owner_project,
+                                         replace_metadata)
 from cinderblock.domain.groups import check_volume_in_group, is_cg
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import resolve_type
@@ -123,6 +124,7 @@ class VolumeService:
         return volume
 
     def _plan(self, session: Session, context: RequestContext, request: VolumeCreate) -> "_CreatePlan":
+        owner_project(context, "volume")
         size = request.size
         source_host: str | None = None
         zone = request.availability_zone

@@ -52,6 +52,12 @@ SNAPSHOT_FORCE_DELETE = _t(
     "force_delete", {s.value for s in S} - {S.DELETING, S.DELETED}, S.DELETING, None, S.ERROR_DELETING
 )
 SNAPSHOT_RESTORE = _t("revert", {S.AVAILABLE}, S.RESTORING, S.AVAILABLE, S.AVAILABLE)
+# os-update_snapshot_status (Nova's assisted snapshots report their own progress): from a snapshot's
+# status, the statuses its owner may report.
+SNAPSHOT_REPORTED_STATUS: dict[str, frozenset[str]] = {
+    S.CREATING: frozenset({S.CREATING, S.AVAILABLE, S.ERROR}),
+    S.DELETING: frozenset({S.DELETING, S.ERROR_DELETING}),
+}
 
 # Volume statuses a snapshot may be taken from (in-use needs force or 3.66).
 SNAPSHOT_SOURCE_STATES = frozenset({V.AVAILABLE, V.IN_USE})

@@ -1,8 +1,10 @@
 """Small assertion helpers shared by the API tests."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from tests.conftest import Cloud
 
@@ -66,3 +68,25 @@ def snapshot(cloud: Cloud, volume_id: str, **fields: Any) -> dict[str, Any]:
     response = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"volume_id": volume_id, **fields}})
     assert response.status_code == 202, response.text
     return cloud.wait_snapshot(response.json()["snapshot"]["id"], "available", "error")
+
+
+def message(cloud: Cloud, project: str) -> str:
+    """A user message of the project, written straight into the database; returns its id."""
+    now = dt.datetime.utcnow()
+    row = tables.Message(project_id=project, request_id="req-x", resource_type="VOLUME", resource_uuid=None,
+                         event_id="VOLUME_VOLUME_001_002", message_level="ERROR",
+                         user_message="schedule allocate volume:Could not find any available weighted backend.",
+                         created_at=now, expires_at=now + dt.timedelta(days=1))
+    with cloud.running.core.db.write() as session:
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def consistency(cloud: Cloud, group_snapshot_id: str) -> tuple[bool | None, float | None]:
+    """Whether the members were taken at one instant, and how long writes were held: recorded on the row,
+    not in the API view (Cinder's group snapshot has no such keys)."""
+    with cloud.running.core.db.read() as session:
+        row = session.get(gt.GroupSnapshot, group_snapshot_id)
+        assert row is not None
+        return row.consistent, row.write_pause_ms

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.helpers import assert_fault
+from tests.api.helpers import assert_fault, snapshot
 from tests.conftest import Cloud
 
 V311 = {"OpenStack-API-Version": "volume 3.11"}
@@ -65,3 +65,32 @@ def test_snapshot_of_a_null_volume_is_not_found(cloud: Cloud) -> None:
     assert_fault(response, 404, "itemNotFound", "Volume None could not be found.")
     missing = cloud.request("POST", "/v3/snapshots", json={"snapshot": {"name": "s"}})
     assert_fault(missing, 400, "badRequest")
+
+
+def _snapshot_action(cloud: Cloud, snapshot_id: str, body: dict[str, Any], token: str = "admin:admin") -> Any:
+    return cloud.request("POST", f"/v3/snapshots/{snapshot_id}/action", json=body,
+                         headers={"X-Auth-Token": token})
+
+
+def test_update_snapshot_status_reports_progress_by_cinders_rules(cloud: Cloud) -> None:
+    """os-update_snapshot_status (Nova's assisted snapshots): a project member reports the status of a
+    snapshot being created or deleted, with a progress percentage."""
+    volume = cloud.create_volume(1)
+    snap = snapshot(cloud, volume["id"])
+    member = "u:admin:member"
+    report = {"os-update_snapshot_status": {"status": "error", "progress": "80%"}}
+    assert_fault(_snapshot_action(cloud, snap["id"], report, member), 400, "badRequest",
+                 "Snapshot status available not allowed for update_snapshot_status")
+    assert _snapshot_action(cloud, snap["id"], {"os-reset_status": {"status": "creating"}}).status_code == 202
+    assert_fault(_snapshot_action(cloud, snap["id"], {"os-update_snapshot_status": {"status": "deleting"}},
+                                  member), 400, "badRequest",
+                 "Provided snapshot status deleting not allowed for snapshot with status creating.")
+    for bad in ("80", "101%", "x%", "-1%"):
+        assert_fault(_snapshot_action(cloud, snap["id"], {"os-update_snapshot_status": {
+            "status": "error", "progress": bad}}, member), 400, "badRequest", "progress must be an integer percentage")
+    response = _snapshot_action(cloud, snap["id"], report, member)
+    assert response.status_code == 202 and response.content == b""
+    shown = cloud.request("GET", f"/v3/snapshots/{snap['id']}").json()["snapshot"]
+    assert (shown["status"], shown["os-extended-snapshot-attributes:progress"]) == ("error", "80%")
+    assert_fault(_snapshot_action(cloud, snap["id"], report, "u:admin:reader"), 403, "forbidden")
+    assert_fault(_snapshot_action(cloud, snap["id"], report, "u:other:member"), 404, "itemNotFound")

@@ -96,6 +96,14 @@ def test_replication_is_reported_and_bootstrapped(rep: Cloud) -> None:
     assert caps["replication_targets"] == ["site-b", "site-c"]
 
 
+def volume_row(cloud: Cloud, volume_id: str) -> tables.Volume:
+    """The database row: replication state the volume view does not carry (Cinder's has no such keys)."""
+    with cloud.running.core.db.read() as session:
+        row = session.get(tables.Volume, volume_id)
+        assert row is not None
+        return row
+
+
 def test_failover_switches_replicated_volumes_and_errors_the_others(rep: Cloud) -> None:
     replicated, plain, snap = setup_volumes(rep)
     response = failover(rep, "site-b")
@@ -104,7 +112,7 @@ def test_failover_switches_replicated_volumes_and_errors_the_others(rep: Cloud) 
     assert (row["active_backend_id"], row["status"], row["disabled_reason"]) == ("site-b", "disabled", "failed-over")
     moved = volume(rep, replicated["id"])
     assert (moved["status"], moved["replication_status"]) == ("available", "failed-over")
-    assert moved["os-volume-replication:driver_data"] == "site:site-b"
+    assert volume_row(rep, replicated["id"]).replication_driver_data == "site:site-b"
     errored = volume(rep, plain["id"])
     assert (errored["status"], errored["replication_status"]) == ("error", "not-capable")
     assert rep.request("GET", f"/v3/snapshots/{snap['id']}").json()["snapshot"]["status"] == "error"
@@ -285,20 +293,23 @@ def test_failover_route_answers_clients_that_send_no_version(rep: Cloud) -> None
     assert wait_service(rep, "failed-over")["active_backend_id"] == "site-b"
 
 
-def test_lag_is_visible_per_volume_and_for_the_backend(rep: Cloud) -> None:
+def test_lag_is_recorded_per_volume(rep: Cloud) -> None:
     import json
+
+    def extended_status(volume_id: str) -> str | None:
+        return volume_row(rep, volume_id).replication_extended_status
 
     replicated, plain, _ = setup_volumes(rep)
     (service,) = rep.running.volume_services
     service.manager.report_now()
-    status = json.loads(volume(rep, replicated["id"])["os-volume-replication:extended_status"])
+    status = json.loads(extended_status(replicated["id"]) or "null")
     assert set(status["targets"]) == {"site-b", "site-c"}
     for target in status["targets"].values():
         assert target["last_complete_at"] is not None and target["bytes_pending"] == 0
         assert 0 <= target["lag_seconds"] < 60
-    assert volume(rep, plain["id"])["os-volume-replication:extended_status"] is None
-    member_view = rep.request("GET", f"/v3/volumes/{replicated['id']}", headers=headers(token="u:admin:member")).json()
-    assert "os-volume-replication:extended_status" not in member_view["volume"]
+    assert extended_status(plain["id"]) is None
+    # Not in the volume view: Cinder has no such key (its os-volume-replication extension is long gone).
+    assert not [key for key in volume(rep, replicated["id"]) if key.startswith("os-volume-replication")]
 
 
 def test_reset_active_backend_promotes_the_secondary_without_sql(rep: Cloud, tmp_path: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from cinderblock.db import group_tables as gt
-from tests.api.helpers import assert_fault, headers, in_use, set_volume
+from tests.api.helpers import assert_fault, consistency, headers, in_use, set_volume
 from tests.conftest import Cloud
 
 CG_TYPE = "default_cgsnapshot_type"
@@ -183,7 +183,9 @@ def test_group_snapshot_and_create_from_src(typed: Cloud) -> None:
         "group_id": group["id"], "name": "gs1", "description": None}}))["group_snapshot"]
     assert set(created) == {"id", "name", "group_type_id"}
     gsnap = cloud._wait(f"/v3/group_snapshots/{created['id']}", "group_snapshot", ("available",), 10.0)
-    assert gsnap["consistent"] is True and gsnap["write_pause_ms"] is not None
+    assert "consistent" not in gsnap
+    consistent, pause_ms = consistency(cloud, gsnap["id"])
+    assert consistent is True and pause_ms is not None
     snaps = ok(cloud.request("GET", "/v3/snapshots/detail"), 200)["snapshots"]
     assert sorted(s["volume_id"] for s in snaps) == sorted(m["id"] for m in members)
     assert {s["group_snapshot_id"] for s in snaps} == {created["id"]}
@@ -228,7 +230,7 @@ def test_fallback_group_snapshot_says_not_consistent(typed: Cloud, monkeypatch: 
     created = ok(cloud.request("POST", "/v3/group_snapshots", json={"group_snapshot": {"group_id": group["id"]}}))
     gsnap = cloud._wait(f"/v3/group_snapshots/{created['group_snapshot']['id']}", "group_snapshot",
                         ("available",), 10.0)
-    assert gsnap["consistent"] is False and gsnap["write_pause_ms"] is None
+    assert consistency(cloud, gsnap["id"]) == (False, None)
 
 
 def test_member_failure_leaves_group_and_member_in_error(typed: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,7 +266,7 @@ def test_cg_api_end_to_end(typed: Cloud) -> None:
         "consistencygroup_id": cg["id"], "name": "cgs1", "description": None, "user_id": None,
         "project_id": None, "status": "creating"}}))["cgsnapshot"]
     cgsnap = cloud._wait(f"/v3/cgsnapshots/{created['id']}", "cgsnapshot", ("available",), 10.0)
-    assert cgsnap["consistencygroup_id"] == cg["id"] and cgsnap["consistent"] is True
+    assert cgsnap["consistencygroup_id"] == cg["id"] and consistency(cloud, cgsnap["id"])[0] is True
     assert [c["id"] for c in ok(cloud.request("GET", "/v3/cgsnapshots"), 200)["cgsnapshots"]] == [created["id"]]
     from_src = ok(cloud.request("POST", "/v3/consistencygroups/create_from_src", json={
         "consistencygroup-from-src": {"cgsnapshot_id": created["id"], "source_cgid": None, "name": "cg2"}}))

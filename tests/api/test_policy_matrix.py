@@ -8,7 +8,6 @@ unless the caller's role alone already refuses the rule (403 for any id: nothing
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cinderblock.db import tables
+from tests.api.helpers import message
 from tests.conftest import Cloud
 
 ADMIN, MEMBER, READER, OTHER = "admin:projA", "u:projA:member", "u:projA:reader", "u:projB:member"
@@ -44,18 +43,6 @@ def _request(cloud: Cloud, method: str, path: str, token: str, version: str = V,
 def _ok(response: Any, *codes: int) -> Any:
     assert response.status_code in codes, response.text
     return response.json() if response.content else None
-
-
-def _message(cloud: Cloud, project: str) -> str:
-    now = dt.datetime.utcnow()
-    row = tables.Message(project_id=project, request_id="req-x", resource_type="VOLUME", resource_uuid=None,
-                         event_id="VOLUME_VOLUME_001_002", message_level="ERROR",
-                         user_message="schedule allocate volume:Could not find any available weighted backend.",
-                         created_at=now, expires_at=now + dt.timedelta(days=1))
-    with cloud.running.core.db.write() as session:
-        session.add(row)
-        session.flush()
-        return row.id
 
 
 def _group(cloud: Cloud, token: str, volume: bool = False, snapshot: bool = False) -> tuple[str, str | None]:
@@ -86,7 +73,7 @@ def build_world(cloud: Cloud, groups: bool = False) -> World:
                             json={"snapshot": {"volume_id": ids[f"vol{project}"], "name": f"snap{project}",
                                                "metadata": {"k": "v"}}}), 202)
         ids[f"snap{project}"] = cloud.wait_snapshot(snap["snapshot"]["id"], "available")["id"]
-        ids[f"msg{project}"] = _message(cloud, f"proj{project}")
+        ids[f"msg{project}"] = message(cloud, f"proj{project}")
     public = _ok(cloud.request("POST", "/v3/types", headers=admin,
                                json={"volume_type": {"name": "public-t", "extra_specs": {"k": "v"}}}), 200)
     ids["type"] = public["volume_type"]["id"]
@@ -301,7 +288,7 @@ def _fresh(cloud: Cloud, world: World, case: Case) -> dict[str, str]:
         snap = _ok(_request(cloud, "POST", "/v3/snapshots", MEMBER,
                             json={"snapshot": {"volume_id": ids["volA"], "metadata": {"k": "v"}}}), 202)
         ids["snapA"] = cloud.wait_snapshot(snap["snapshot"]["id"], "available")["id"]
-    ids["msgA"] = _message(cloud, "projA")
+    ids["msgA"] = message(cloud, "projA")
     if "{grpA}" in case.path + json.dumps(case.body) or "{gsA}" in case.path:
         populated = "group_snapshot" in case.path + json.dumps(case.body)
         ids["grpA"], group_snapshot = _group(cloud, MEMBER, volume=populated, snapshot="{gsA}" in case.path)

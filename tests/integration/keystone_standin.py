@@ -7,13 +7,16 @@
   service token in `X-Auth-Token`; 404 for an unknown or revoked token, as Keystone. An expired token is
   returned with its `expires_at` in the past: keystonemiddleware must refuse it by itself.
 
-Tests issue user tokens directly (`issue`) and revoke them (`revoke`).
+Tests issue user tokens directly (`issue`) and revoke them (`revoke`), choose which interfaces the
+identity service's catalog lists (`interfaces`), stop it and start it again on the same port (`stop`,
+`start`) and make it slow (`delay`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,27 +30,49 @@ def _stamp(moment: dt.datetime) -> str:
 
 class KeystoneStandin:
     def __init__(self, service_user: str = "cinder", service_password: str = "secret",
-                 service_project: str = "service") -> None:
+                 service_project: str = "service",
+                 interfaces: tuple[str, ...] = ("public", "internal", "admin")) -> None:
         self.service = (service_user, service_password, service_project)
         self.tokens: dict[str, dict[str, Any]] = {}
         self.validations = 0  # GET /v3/auth/tokens answered, for tests on caching
+        self.interfaces = list(interfaces)  # the identity endpoints in the catalog of tokens issued next
+        self.delay = 0.0  # seconds every answer waits
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "KeystoneStandin":
-        self._thread.start()
+        self.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Serve (again, on the same port after `stop`)."""
+        if self._thread is not None:
+            return
+        if self.server.fileno() == -1:  # closed by stop()
+            self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Keystone down: the port refuses connections until `start`."""
+        if self._thread is None:
+            return
         self.server.shutdown()
         self.server.server_close()
+        self._thread.join()
+        self._thread = None
 
     # --- tokens ----------------------------------------------------------------------------
     def issue(self, user: str, project: str | None, roles: list[str], expires_in: float = 3600,
-              system: bool = False) -> str:
-        """A token of `user`, scoped to `project` (or to the system), with exactly these roles."""
+              system: bool = False, domain: bool = False) -> str:
+        """A token of `user`, scoped to `project` (or to the system, or the Default domain), with exactly
+        these roles."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         body: dict[str, Any] = {
             "methods": ["password"], "audit_ids": [uuid.uuid4().hex[:22]],
@@ -58,6 +83,8 @@ class KeystoneStandin:
         }
         if system:
             body["system"] = {"all": True}
+        elif domain:
+            body["domain"] = DOMAIN
         elif project is not None:
             body["project"] = {"id": project, "name": f"{project}-name", "domain": DOMAIN}
         token = uuid.uuid4().hex
@@ -72,7 +99,7 @@ class KeystoneStandin:
     def _catalog(self) -> list[dict[str, Any]]:
         endpoints = [{"id": uuid.uuid4().hex, "interface": interface, "region": "RegionOne",
                       "region_id": "RegionOne", "url": f"{self.url}/v3"}
-                     for interface in ("public", "internal", "admin")]
+                     for interface in self.interfaces]
         return [{"id": "identity-id", "type": "identity", "name": "keystone", "endpoints": endpoints}]
 
     def _version(self) -> dict[str, Any]:
@@ -114,6 +141,8 @@ class KeystoneStandin:
                 pass
 
             def _reply(self, status: int, body: dict[str, Any], token: str | None = None) -> None:
+                if standin.delay:
+                    time.sleep(standin.delay)
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

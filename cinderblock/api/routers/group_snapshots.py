@@ -44,7 +44,7 @@ def list_group_snapshots_detail(request: Request, gsvc: GSvc, context: Ctx, vers
     return _list(request, gsvc, context, version, True)
 
 
-@router.get("/group_snapshots/{ident}", summary="Show a group snapshot (with `consistent` and `write_pause_ms`)",
+@router.get("/group_snapshots/{ident}", summary="Show a group snapshot",
             dependencies=[authorize("group:get_group_snapshot")])
 def show_group_snapshot(ident: str, gsvc: GSvc, context: Ctx, version: Ver) -> JSONResponse:
     return JSONResponse({"group_snapshot": views.group_snapshot(gsvc.group_snapshots.get(context, ident), version)})

@@ -66,7 +66,7 @@ def update_service(action: str, svc: Svc, context: Ctx, version: Ver,
     svc.services.set_disabled(host, binary, disabled, reason)
     view: dict[str, Any] = {"host": host, "service": binary, "binary": binary,
                             "status": "disabled" if disabled else "enabled", "disabled": disabled}
-    if reason:
+    if action != "disable":  # Cinder: enable clears the reason (null), disable leaves the key out
         view["disabled_reason"] = reason
     return JSONResponse(view)
 

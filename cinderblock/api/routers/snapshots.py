@@ -13,7 +13,8 @@ from cinderblock.api.deps import Svc
 from cinderblock.api.paging import next_link, parse_list, truthy
 from cinderblock.api.routers.listing import parse_metadata_filter
 from cinderblock.api.schemas.common import reject_extra
-from cinderblock.api.schemas.snapshots import SnapshotCreateBody, SnapshotResetStatus, SnapshotUpdateBody
+from cinderblock.api.schemas.snapshots import (SnapshotCreateBody, SnapshotResetStatus, SnapshotStatusReport,
+                                               SnapshotUpdateBody)
 from cinderblock.api.schemas.volumes import MetadataBody, MetaItemBody
 from cinderblock.api.views import snapshots as views
 from cinderblock.model.errors import InvalidInput, NotFound
@@ -24,7 +25,6 @@ FILTERS = ("name", "status", "volume_id", "metadata", "availability_zone", "cons
 COLUMNS = {"name": "display_name", "status": "status", "volume_id": "volume_id", "id": "id",
            "project_id": "project_id", "display_name": "display_name"}
 MEMBER_COLUMNS = {k: v for k, v in COLUMNS.items() if k != "project_id"}  # a project lists only its own
-EXTENDED = "volume_extension:extended_snapshot_attributes"
 
 
 def _list(request: Request, svc: Svc, context: Ctx, version: Ver, detailed: bool) -> JSONResponse:
@@ -33,8 +33,12 @@ def _list(request: Request, svc: Svc, context: Ctx, version: Ver, detailed: bool
                                 COLUMNS if context.is_admin else MEMBER_COLUMNS, context.is_admin)
     metadata = parse_metadata_filter(special["metadata"]) if "metadata" in special else None
     rows, count = svc.snapshots.list(context, query, truthy(request.query_params.get("all_tenants")), metadata)
-    extended = svc.policy.check(context, EXTENDED)
-    body: dict[str, Any] = {"snapshots": [views.detail(s, version, extended) for s in rows]}
+    if detailed:
+        extended = views.shown(svc.policy, context)
+        items = [views.detail(s, version, extended) for s in rows]
+    else:
+        items = [views.summary(s) for s in rows]
+    body: dict[str, Any] = {"snapshots": items}
     body.update(next_link(request, svc.settings.public_endpoint, "snapshots" + ("/detail" if detailed else ""),
                           rows, query.limit, "snapshots_links"))
     if count is not None:
@@ -63,15 +67,15 @@ def create_snapshot(body: SnapshotCreateBody, svc: Svc, context: Ctx, version: V
         context, spec.volume_id, spec.name if spec.name is not None else spec.display_name,
         spec.description if spec.description is not None else spec.display_description,
         bool(spec.force), spec.metadata or {}, version.at_least(mv.SNAPSHOT_IN_USE))
-    return JSONResponse({"snapshot": views.detail(snapshot, version, svc.policy.check(context, EXTENDED))},
-                        status_code=202)
+    extended = views.shown(svc.policy, context, "create")
+    return JSONResponse({"snapshot": views.detail(snapshot, version, extended)}, status_code=202)
 
 
 @router.get("/snapshots/{snapshot_id}", summary="Show a snapshot")
 def show_snapshot(snapshot_id: str, svc: Svc, context: Ctx, version: Ver) -> JSONResponse:
     svc.policy.authorize(context, "volume:get_snapshot")
     return JSONResponse({"snapshot": views.detail(svc.snapshots.get(context, snapshot_id), version,
-                                                  svc.policy.check(context, EXTENDED))})
+                                                  views.shown(svc.policy, context))})
 
 
 @router.put("/snapshots/{snapshot_id}", summary="Rename a snapshot or change its description")
@@ -88,7 +92,8 @@ def update_snapshot(snapshot_id: str, body: SnapshotUpdateBody, svc: Svc, contex
     if "description" in given or "display_description" in given:
         changes["description"] = spec.description if "description" in given else spec.display_description
     snapshot = svc.snapshots.update(context, snapshot_id, **changes)
-    return JSONResponse({"snapshot": views.detail(snapshot, version, svc.policy.check(context, EXTENDED))})
+    extended = views.shown(svc.policy, context, "update")
+    return JSONResponse({"snapshot": views.detail(snapshot, version, extended)})
 
 
 @router.delete("/snapshots/{snapshot_id}", status_code=202, summary="Delete a snapshot")
@@ -98,7 +103,8 @@ def delete_snapshot(snapshot_id: str, svc: Svc, context: Ctx) -> Response:
     return Response(status_code=202)
 
 
-@router.post("/snapshots/{snapshot_id}/action", summary="os-reset_status or os-force_delete of a snapshot")
+@router.post("/snapshots/{snapshot_id}/action",
+             summary="os-reset_status, os-force_delete (admin) or os-update_snapshot_status of a snapshot")
 def snapshot_action(snapshot_id: str, svc: Svc, context: Ctx,
                     body: dict[str, Any] = Body(..., examples=[{"os-reset_status": {"status": "available"}}])) -> Response:
     name, value = split_action(body)
@@ -108,6 +114,10 @@ def snapshot_action(snapshot_id: str, svc: Svc, context: Ctx,
     elif name == "os-force_delete":
         svc.policy.authorize(context, "volume_extension:snapshot_admin_actions:force_delete")
         svc.snapshots.delete(context, snapshot_id, force=True)
+    elif name == "os-update_snapshot_status":
+        svc.policy.authorize(context, "snapshot_extension:snapshot_actions:update_snapshot_status")
+        report = parse(SnapshotStatusReport, value, name)
+        svc.snapshots.report_status(context, snapshot_id, report.status, report.progress)
     else:
         raise unknown_action(name)
     return Response(status_code=202)

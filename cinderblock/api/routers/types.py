@@ -40,7 +40,8 @@ def create_type(body: TypeCreateBody, svc: Svc, context: Ctx) -> JSONResponse:
     spec = body.volume_type
     is_public = spec.is_public if spec.is_public is not None else bool((spec.model_extra or {}).get("is_public", True))
     volume_type = svc.types.create(spec.name, spec.description, is_public, dict(spec.extra_specs or {}))
-    return JSONResponse({"volume_type": views.detail(volume_type, context, views.shown(svc.policy, context))})
+    seen = views.shown(svc.policy, context, "create")
+    return JSONResponse({"volume_type": views.detail(volume_type, context, seen)})
 
 
 @router.put("/types/{type_id}", summary="Rename a volume type, change its description or visibility")
@@ -51,7 +52,8 @@ def update_type(type_id: str, body: TypeUpdateBody, svc: Svc, context: Ctx) -> J
         raise InvalidInput("Invalid input received: Specify volume type name, description, is_public or a "
                            "combination thereof.")
     volume_type = svc.types.update(context, type_id, spec.name, spec.description, spec.is_public)
-    return JSONResponse({"volume_type": views.detail(volume_type, context, views.shown(svc.policy, context))})
+    seen = views.shown(svc.policy, context, "update")
+    return JSONResponse({"volume_type": views.detail(volume_type, context, seen)})
 
 
 @router.delete("/types/{type_id}", status_code=202, summary="Delete a volume type")

@@ -15,6 +15,7 @@ from cinderblock.api.routers.listing import parse_bootable, parse_metadata_filte
 from cinderblock.api.schemas.common import reject_extra
 from cinderblock.api.schemas.volumes import MetadataBody, MetaItemBody, VolumeCreateBody, VolumeUpdateBody
 from cinderblock.api.views import volumes as views
+from cinderblock.api.views.common import Answer
 from cinderblock.domain.volumes import VolumeCreate
 from cinderblock.model.errors import InvalidInput, NotFound
 
@@ -83,11 +84,12 @@ def volume_summary(request: Request, svc: Svc, context: Ctx, version: Ver) -> JS
     return JSONResponse({"volume-summary": summary})
 
 
-def _show(request: Request, svc: Svc, context: Ctx, version: Ver, volume_id: str, status: int = 200) -> JSONResponse:
+def _show(request: Request, svc: Svc, context: Ctx, version: Ver, volume_id: str,
+          answer: Answer = "show") -> JSONResponse:
     volume = svc.volumes.get(context, volume_id)
     base = base_url(request, svc.settings.public_endpoint)
     return JSONResponse({"volume": views.detail(volume, version, context, base, request.state.url_prefix,
-                                                views.shown(svc.policy, context))}, status_code=status)
+                                                views.shown(svc.policy, context, answer))})
 
 
 @router.post("/volumes", status_code=202, summary="Create a volume (empty, from a snapshot, or a clone)")
@@ -116,7 +118,7 @@ def create_volume(request: Request, body: VolumeCreateBody, svc: Svc, context: C
     volume = svc.volumes.create(context, request_)
     base = base_url(request, svc.settings.public_endpoint)
     return JSONResponse({"volume": views.detail(volume, version, context, base, request.state.url_prefix,
-                                                views.shown(svc.policy, context))}, status_code=202)
+                                                views.shown(svc.policy, context, "create"))}, status_code=202)
 
 
 @router.get("/volumes/{volume_id}", summary="Show a volume")
@@ -141,7 +143,7 @@ def update_volume(request: Request, volume_id: str, body: VolumeUpdateBody, svc:
     if "description" in given or "display_description" in given:
         changes["description"] = spec.description if "description" in given else spec.display_description
     svc.volumes.update(context, volume_id, metadata=spec.metadata if "metadata" in given else None, **changes)
-    return _show(request, svc, context, version, volume_id)
+    return _show(request, svc, context, version, volume_id, "update")
 
 
 @router.delete("/volumes/{volume_id}", status_code=202, summary="Delete a volume (cascade, force from 3.23)")

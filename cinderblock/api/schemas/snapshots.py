@@ -31,5 +31,10 @@ class SnapshotUpdateBody(BaseModel):
     snapshot: SnapshotUpdate
 
 
+class SnapshotStatusReport(Strict):
+    status: str
+    progress: str | None = None
+
+
 class SnapshotResetStatus(Strict):
     status: str

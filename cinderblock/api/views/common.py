@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
+
+# Which answer a view renders. Cinder decorates its base views through API extensions that hook only
+# some controller methods (os-vol-*-attr, os-extended-snapshot-attributes, os-volume-type-access on
+# show and the detail list; qos_specs_id in the v3 types controller), so the create and update answers
+# of a resource carry fewer keys than show.
+Answer = Literal["show", "create", "update"]
 
 
 def timestamp(value: dt.datetime | None) -> str | None:

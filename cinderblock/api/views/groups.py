@@ -45,16 +45,10 @@ def consistencygroup(row: gt.Group) -> dict[str, Any]:
             "description": row.display_description, "volume_types": row.volume_type_ids()}
 
 
-def _consistency(row: gt.GroupSnapshot) -> dict[str, Any]:
-    # Not in Cinder: whether the members were taken at one instant, and how long writes were held.
-    return {"consistent": row.consistent, "write_pause_ms": row.write_pause_ms}
-
-
 def group_snapshot(row: gt.GroupSnapshot, version: mv.Version) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row.id, "group_id": row.group_id, "group_type_id": row.group_type_id, "status": row.status,
         "created_at": timestamp(row.created_at), "name": row.display_name, "description": row.display_description,
-        **_consistency(row),
     }
     if version.at_least((3, 58)):
         view["project_id"] = row.project_id
@@ -64,4 +58,4 @@ def group_snapshot(row: gt.GroupSnapshot, version: mv.Version) -> dict[str, Any]
 def cgsnapshot(row: gt.GroupSnapshot) -> dict[str, Any]:
     return {"id": row.id, "consistencygroup_id": row.group_id, "status": row.status,
             "created_at": timestamp(row.created_at), "name": row.display_name,
-            "description": row.display_description, **_consistency(row)}
+            "description": row.display_description}

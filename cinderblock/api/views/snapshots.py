@@ -1,16 +1,25 @@
-"""Snapshot JSON views (list and show are identical)."""
+"""Snapshot JSON views: the summary list, and the detail of show, the detail list, create and update."""
 from __future__ import annotations
 
 from typing import Any
 
 from cinderblock.api import microversions as mv
-from cinderblock.api.views.common import timestamp
+from cinderblock.api.policy import Policy
+from cinderblock.api.views.common import Answer, timestamp
 from cinderblock.db import tables
+from cinderblock.model.records import RequestContext
+
+EXTENDED = "volume_extension:extended_snapshot_attributes"
 
 
-def detail(snapshot: tables.Snapshot, version: mv.Version, extended: bool = True) -> dict[str, Any]:
-    """`extended`: the os-extended-snapshot-attributes keys (policy extended_snapshot_attributes)."""
-    view: dict[str, Any] = {
+def shown(policy: Policy, context: RequestContext, answer: Answer = "show") -> bool:
+    """The os-extended-snapshot-attributes keys: a Cinder extension of show and the detail list only."""
+    return answer == "show" and policy.check(context, EXTENDED)
+
+
+def summary(snapshot: tables.Snapshot) -> dict[str, Any]:
+    """An item of GET /snapshots: Cinder's base view, the same at every microversion."""
+    return {
         "id": snapshot.id,
         "created_at": timestamp(snapshot.created_at),
         "updated_at": timestamp(snapshot.updated_at),
@@ -21,6 +30,11 @@ def detail(snapshot: tables.Snapshot, version: mv.Version, extended: bool = True
         "size": snapshot.volume_size,
         "metadata": snapshot.metadata_dict(),
     }
+
+
+def detail(snapshot: tables.Snapshot, version: mv.Version, extended: bool) -> dict[str, Any]:
+    """`extended`: see shown()."""
+    view = summary(snapshot)
     if extended:
         view["os-extended-snapshot-attributes:progress"] = snapshot.progress
         view["os-extended-snapshot-attributes:project_id"] = snapshot.project_id

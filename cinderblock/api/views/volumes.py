@@ -6,7 +6,7 @@ from typing import Any
 
 from cinderblock.api import microversions as mv
 from cinderblock.api.policy import Policy
-from cinderblock.api.views.common import links, timestamp
+from cinderblock.api.views.common import Answer, links, timestamp
 from cinderblock.db import tables
 from cinderblock.model.records import RequestContext
 from cinderblock.model.states import AttachStatus
@@ -21,11 +21,17 @@ class Shown:
     """Optional attributes the caller may see, decided by policy once per request."""
 
     host: bool  # os-vol-host-attr:host
-    migration: bool  # migration_status, os-vol-mig-status-attr:*
+    migration: bool  # os-vol-mig-status-attr:*
     tenant: bool  # os-vol-tenant-attr:tenant_id
 
 
-def shown(policy: Policy, context: RequestContext) -> Shown:
+HIDDEN = Shown(host=False, migration=False, tenant=False)
+
+
+def shown(policy: Policy, context: RequestContext, answer: Answer = "show") -> Shown:
+    """The os-vol-* attributes are Cinder extensions of show and the detail list only."""
+    if answer != "show":
+        return HIDDEN
     return Shown(host=policy.check(context, "volume_extension:volume_host_attribute"),
                  migration=policy.check(context, "volume_extension:volume_mig_status_attribute"),
                  tenant=policy.check(context, "volume_extension:volume_tenant_attribute"))
@@ -71,16 +77,13 @@ def detail(volume: tables.Volume, version: mv.Version, context: RequestContext, 
     }
     if seen.tenant:
         view["os-vol-tenant-attr:tenant_id"] = volume.project_id
+    if context.is_admin:  # Cinder's base view, so also in the create and update answers
+        view["migration_status"] = volume.migration_status
     if seen.migration:
-        view.update({"migration_status": volume.migration_status,
-                     "os-vol-mig-status-attr:migstat": volume.migration_status,
-                     "os-vol-mig-status-attr:name_id": None})
+        view["os-vol-mig-status-attr:migstat"] = volume.migration_status
+        view["os-vol-mig-status-attr:name_id"] = None
     if seen.host:
         view["os-vol-host-attr:host"] = volume.host
-        # Replication lag for admins (Cinder's extended-status key): per target the time of the
-        # last complete copy and the bytes still to send, as the volume service last saw them.
-        view["os-volume-replication:extended_status"] = volume.replication_extended_status
-        view["os-volume-replication:driver_data"] = volume.replication_driver_data
     if version.at_least(mv.GROUP_VOLUME):
         view["group_id"] = volume.group_id
     if version.at_least((3, 21)) and context.is_admin:
