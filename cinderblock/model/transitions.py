@@ -48,9 +48,9 @@ VOLUME_BEGIN_DETACH = _t("begin_detaching", {V.IN_USE}, V.DETACHING, None, V.IN_
 
 SNAPSHOT_CREATE = _t("create", set(), S.CREATING, S.AVAILABLE, S.ERROR)
 SNAPSHOT_DELETE = _t("delete", {S.AVAILABLE, S.ERROR}, S.DELETING, None, S.ERROR_DELETING)
-SNAPSHOT_FORCE_DELETE = _t(
-    "force_delete", {s.value for s in S} - {S.DELETING, S.DELETED}, S.DELETING, None, S.ERROR_DELETING
-)
+# As Cinder, force-delete takes a snapshot in any status, `deleting` too (one an admin reset there, or a
+# delete that stalled): the delete workflow holds the snapshot's lock and skips a row already gone.
+SNAPSHOT_FORCE_DELETE = _t("force_delete", {s.value for s in S} - {S.DELETED}, S.DELETING, None, S.ERROR_DELETING)
 SNAPSHOT_RESTORE = _t("revert", {S.AVAILABLE}, S.RESTORING, S.AVAILABLE, S.AVAILABLE)
 # os-update_snapshot_status (Nova's assisted snapshots report their own progress): from a snapshot's
 # status, the statuses its owner may report.

@@ -84,9 +84,14 @@ def message(cloud: Cloud, project: str) -> str:
 
 
 def consistency(cloud: Cloud, group_snapshot_id: str) -> tuple[bool | None, float | None]:
-    """Whether the members were taken at one instant, and how long writes were held: recorded on the row,
-    not in the API view (Cinder's group snapshot has no such keys)."""
+    """Whether the members were taken at one instant, and how long writes were held: cinderblock's own
+    resource (Cinder's group snapshot view has no such keys), checked against the row."""
+    response = cloud.request("GET", f"/v3/group_snapshots/{group_snapshot_id}/consistency")
+    assert response.status_code == 200, response.text
+    shown = response.json()["consistency"]
     with cloud.running.core.db.read() as session:
         row = session.get(gt.GroupSnapshot, group_snapshot_id)
         assert row is not None
-        return row.consistent, row.write_pause_ms
+        assert (shown["group_snapshot_id"], shown["status"]) == (row.id, row.status)
+        assert (shown["consistent"], shown["write_pause_ms"]) == (row.consistent, row.write_pause_ms)
+    return shown["consistent"], shown["write_pause_ms"]

@@ -310,6 +310,16 @@ def test_lag_is_recorded_per_volume(rep: Cloud) -> None:
     assert extended_status(plain["id"]) is None
     # Not in the volume view: Cinder has no such key (its os-volume-replication extension is long gone).
     assert not [key for key in volume(rep, replicated["id"]) if key.startswith("os-volume-replication")]
+    # cinderblock's own resource shows it to admins.
+    shown = rep.request("GET", f"/v3/volumes/{replicated['id']}/replication").json()["replication"]
+    assert shown["replication_status"] == "enabled" and shown["targets"] == status["targets"]
+    assert shown["reported_at"] == status["reported_at"]
+    plain_shown = rep.request("GET", f"/v3/volumes/{plain['id']}/replication").json()["replication"]
+    assert plain_shown["targets"] == {} and plain_shown["replication_status"] != "enabled"
+    member = rep.request("GET", f"/v3/volumes/{replicated['id']}/replication",
+                         headers={"X-Auth-Token": "u:admin:member"})
+    assert member.status_code == 403, member.text
+    assert rep.request("GET", "/v3/volumes/nope/replication").status_code == 404
 
 
 def test_reset_active_backend_promotes_the_secondary_without_sql(rep: Cloud, tmp_path: Any) -> None:

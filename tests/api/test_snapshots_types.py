@@ -80,13 +80,18 @@ def test_snapshot_delete_rules(cloud: Cloud) -> None:
     assert in_use(cloud, "snapshots") == 0 and in_use(cloud, "gigabytes") == 1
 
 
-def test_snapshot_force_delete(cloud: Cloud) -> None:
+@pytest.mark.parametrize("stuck", ["creating", "deleting", "error", "error_deleting"])
+def test_snapshot_force_delete(cloud: Cloud, stuck: str) -> None:
+    """From any status, `deleting` included (Tempest's SnapshotsActionsTest), and the storage goes too."""
     volume = cloud.create_volume(1)
     snap = snapshot(cloud, volume["id"])
-    cloud.request("POST", f"/v3/snapshots/{snap['id']}/action", json={"os-reset_status": {"status": "creating"}})
+    cloud.request("POST", f"/v3/snapshots/{snap['id']}/action", json={"os-reset_status": {"status": stuck}})
     assert cloud.request("POST", f"/v3/snapshots/{snap['id']}/action",
                          json={"os-force_delete": None}).status_code == 202
     cloud.wait_gone(f"/v3/snapshots/{snap['id']}")
+    assert in_use(cloud, "snapshots") == 0
+    assert cloud.request("DELETE", f"/v3/volumes/{volume['id']}").status_code == 202  # no snapshot is left
+    cloud.wait_gone(f"/v3/volumes/{volume['id']}")
 
 
 def test_snapshot_update(cloud: Cloud) -> None:

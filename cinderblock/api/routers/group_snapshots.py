@@ -50,6 +50,14 @@ def show_group_snapshot(ident: str, gsvc: GSvc, context: Ctx, version: Ver) -> J
     return JSONResponse({"group_snapshot": views.group_snapshot(gsvc.group_snapshots.get(context, ident), version)})
 
 
+@router.get("/group_snapshots/{ident}/consistency",
+            summary="Whether the members were taken at one instant, and how long writes were held (cinderblock's "
+                    "own resource: Cinder's group snapshot view has no such keys)",
+            dependencies=[authorize("group:get_group_snapshot")])
+def show_consistency(ident: str, gsvc: GSvc, context: Ctx) -> JSONResponse:
+    return JSONResponse({"consistency": views.consistency(gsvc.group_snapshots.get(context, ident))})
+
+
 @router.post("/group_snapshots", status_code=202, summary="Snapshot every volume of a group at one instant",
              dependencies=[authorize("group:create_group_snapshot")])
 def create_group_snapshot(gsvc: GSvc, context: Ctx, body: Any = Body(...)) -> JSONResponse:

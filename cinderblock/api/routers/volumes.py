@@ -155,6 +155,15 @@ def delete_volume(request: Request, volume_id: str, svc: Svc, context: Ctx, vers
     return Response(status_code=202)
 
 
+@router.get("/volumes/{volume_id}/replication",
+            summary="A volume's replication: status, and per target the last complete copy and bytes to send "
+                    "(admin; cinderblock's own resource, Cinder's volume view has no such keys)")
+def show_replication(volume_id: str, svc: Svc, context: Ctx) -> JSONResponse:
+    svc.policy.authorize(context, "volume_extension:volume_replication:show")
+    volume = svc.volumes.get(context, volume_id)
+    return JSONResponse({"replication": views.replication(volume)})
+
+
 # --- metadata -------------------------------------------------------------------------------
 @router.get("/volumes/{volume_id}/metadata", summary="A volume's metadata")
 def get_metadata(volume_id: str, svc: Svc, context: Ctx) -> JSONResponse:

@@ -59,3 +59,9 @@ def cgsnapshot(row: gt.GroupSnapshot) -> dict[str, Any]:
     return {"id": row.id, "consistencygroup_id": row.group_id, "status": row.status,
             "created_at": timestamp(row.created_at), "name": row.display_name,
             "description": row.display_description}
+
+
+def consistency(row: gt.GroupSnapshot) -> dict[str, Any]:
+    """`consistent` is null until the snapshot is taken; false when the driver took the members one by one."""
+    return {"group_snapshot_id": row.id, "status": row.status, "consistent": row.consistent,
+            "write_pause_ms": row.write_pause_ms}

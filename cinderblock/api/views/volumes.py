@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 from typing import Any
 
 from cinderblock.api import microversions as mv
@@ -98,3 +99,12 @@ def detail(volume: tables.Volume, version: mv.Version, context: RequestContext, 
     if version.at_least(mv.CONSUMES_QUOTA):
         view["consumes_quota"] = True
     return view
+
+
+def replication(volume: tables.Volume) -> dict[str, Any]:
+    """As the volume service last reported it (replication_extended_status, written with each
+    capability report): per target the time of the last complete copy, its age and the bytes still to send."""
+    reported = json.loads(volume.replication_extended_status) if volume.replication_extended_status else {}
+    return {"volume_id": volume.id, "replication_status": volume.replication_status,
+            "targets": reported.get("targets", {}), "reported_at": reported.get("reported_at"),
+            "driver_data": volume.replication_driver_data}
