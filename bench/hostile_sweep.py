@@ -67,8 +67,6 @@ def run(kind: str, target: int, seed: int, workdir: Path) -> Tally:
                 schema = schemathesis.openapi.from_asgi("/openapi.json", running.app)
                 operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
                 fixed_sweep(client, world, operations, tally)
-                remaining = max(0, target - tally.total)
-                examples = max(1, math.ceil(remaining / (len(operations) * len(ROLES))))
                 started = time.monotonic()
 
                 def progress(index: int) -> None:
@@ -77,7 +75,14 @@ def run(kind: str, target: int, seed: int, workdir: Path) -> Tally:
                               f"{sum(tally.server_errors.values())} 5xx, {time.monotonic() - started:.0f} s",
                               flush=True)
 
-                sweep(client, world, operations, examples, tally, seed=seed, progress=progress)
+                # Passes until the target is reached (some generated requests are never sent: URLs over
+                # 64 KiB, which the HTTP client refuses).
+                for attempt in range(10):
+                    remaining = target - tally.total
+                    if remaining <= 0:
+                        break
+                    examples = max(1, math.ceil(remaining / (len(operations) * len(ROLES))))
+                    sweep(client, world, operations, examples, tally, seed=seed + 1000 * attempt, progress=progress)
         finally:
             running.stop()
     return tally
