@@ -12,6 +12,7 @@ from cinderblock.db.engine import Database
 from cinderblock.model.errors import Conflict, InvalidInput, NotFound
 from cinderblock.model.group_states import CG_GROUP_TYPE
 from cinderblock.model.records import RequestContext
+from cinderblock.model.specs import check_boolean_specs
 
 
 def _is_uuid(value: str) -> bool:
@@ -56,6 +57,7 @@ class GroupTypeService:
             return find_group_type(session, context, ref)
 
     def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> gt.GroupType:
+        check_boolean_specs(specs, "group spec")
         try:
             with self.db.write() as session:
                 if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
@@ -103,6 +105,7 @@ class GroupTypeService:
         return self.get(context, ref).specs()
 
     def set_specs(self, context: RequestContext, ref: str, specs: dict[str, str]) -> dict[str, str]:
+        check_boolean_specs(specs, "group spec")
         with self.db.write() as session:
             row = find_group_type(session, context, ref)
             current = {spec.key: spec for spec in row.group_specs}
