@@ -30,8 +30,10 @@ def build_app(services_: ApiServices) -> FastAPI:
         to_thread.current_default_thread_limiter().total_tokens = services_.settings.api_threads
         yield
 
+    # redirect_slashes=False: `volumes/` is `volumes/{id}` with an empty id, a 404 as in Cinder, not
+    # a redirect to the collection (Tempest's *_without_passing_volume_id tests).
     app = FastAPI(title="cinderblock", version=__version__, description=DESCRIPTION,
-                  redoc_url=None, exception_handlers=faults.HANDLERS, lifespan=lifespan)
+                  redoc_url=None, exception_handlers=faults.HANDLERS, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services_
     for module in (versions, volumes, volume_actions, snapshots, types, services, quotas, messages):
         app.include_router(module.router)

@@ -1,15 +1,18 @@
 """Run OpenStack Tempest's volume API tests (and cinder-tempest-plugin's) against cinderblock.
 
-Everything runs on loopback and is stopped at the end: a throw-away Keystone (keystone_server), then
-cinderblock (`python -m cinderblock ... serve`) with auth_strategy = keystone, two file backends (the
-first replicating to a replication_device) and Cinder's default quotas, registered in Keystone's
-catalog as `block-storage` and `volumev3`. tempest.conf uses dynamic credentials and describes what
+Everything runs on loopback and is stopped at the end: a throw-away Keystone (keystone_server), a
+Glance behind it (glance_server, started alongside the Keystone; catalog type `image`, one small public
+raw image uploaded as admin for `[compute] image_ref`), then cinderblock (`python -m cinderblock ...
+serve`) with auth_strategy = keystone, two file backends (the first replicating to a
+replication_device) and Cinder's default quotas, registered in Keystone's catalog as `block-storage`
+and `volumev3`. tempest.conf uses dynamic credentials and describes what
 cinderblock offers (read from its pools for the backend names, protocol and vendor). Tempest 47.0.0
-and cinder-tempest-plugin 1.23.0 live in a venv of their own (`.venv-tempest`, installed on first use).
+and cinder-tempest-plugin 1.23.0 live in a venv of their own (`.venv-tempest`, installed on first use),
+Glance 33.0.0 in `.venv-glance`.
 
 The run passes when every failure is on tests/conformance/expected-failures.txt (each line names the
 family of features, not yet built, that the test needs). Results (subunit stream, summary, logs of
-Keystone, cinderblock and Tempest) go to `conformance-results/` or `--results DIR`.
+Keystone, Glance, cinderblock and Tempest) go to `conformance-results/` or `--results DIR`.
 
     python -m cinderblock.devtools.conformance [--regex R] [--concurrency N] [--results DIR]
         [--work DIR [--keep] [--reuse-cinderblock]] [-- extra tempest run arguments]
@@ -36,6 +39,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,8 @@ TEMPEST_PACKAGES = ("tempest==47.0.0", "cinder-tempest-plugin==1.23.0")
 DEFAULT_REGEX = r"^(tempest\.api\.volume|cinder_tempest_plugin\.api)"
 EXPECTED_FAILURES = REPO / "tests" / "conformance" / "expected-failures.txt"
 BACKENDS = ("file-1", "file-2")
+IMAGE_NAME = "cinderblock-conformance-image"
+IMAGE_SIZE = 4 * 1024 * 1024
 MIN_MICROVERSION, MAX_MICROVERSION = "3.0", "3.71"
 # The closed set of families a test may be expected to fail for: features other issues build.
 FAMILIES = frozenset({"glance", "attachments", "retype", "migration", "manage", "transfers", "backups", "qos",
@@ -63,7 +69,7 @@ FEATURE_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("extend_attached_volume", "false", "needs Nova to attach the volume to a server; no Nova here"),
     ("extend_attached_encrypted_volume", "false", "needs Nova and volume encryption; neither here"),
     ("extend_volume_with_snapshot", "true", "the file backend extends volumes that have snapshots"),
-    ("enable_volume_image_dep_tests", "true", "dependency tests; those needing images skip on glance = False"),
+    ("enable_volume_image_dep_tests", "true", "volume/snapshot/image dependency tests (cinder-tempest-plugin)"),
     ("volume_image_dep_tests", "true", "cinder-tempest-plugin's deprecated name of the flag above"),
     ("consistency_group", "true", "consistency groups and cgsnapshots (/consistencygroups, /cgsnapshots)"),
     ("volume_revert", "true", "revert to snapshot (API 3.40) on the file backend"),
@@ -297,7 +303,15 @@ def wait_pools(cinderblock: Cinderblock, token: str, timeout: float = 90.0) -> l
 
 # -- tempest ----------------------------------------------------------------------------------------
 
-def tempest_conf(keystone: Any, pools: Sequence[dict[str, Any]], logs: Path, locks: Path) -> str:
+def image_bytes() -> bytes:
+    """The raw disk image for [compute] image_ref: zeros with a marker at the start of each MiB, so
+    a copy into a volume can be told from an empty volume."""
+    mib = 1024 * 1024
+    return b"".join(f"cinderblock conformance image, MiB {n}\n".encode().ljust(mib, b"\0")
+                    for n in range(IMAGE_SIZE // mib))
+
+
+def tempest_conf(keystone: Any, pools: Sequence[dict[str, Any]], image_id: str, logs: Path, locks: Path) -> str:
     caps = [p["capabilities"] for p in pools]
     protocols = sorted({str(c.get("storage_protocol")) for c in caps})
     vendors = sorted({str(c.get("vendor_name")) for c in caps})
@@ -339,10 +353,21 @@ cinder = true
 
 [service_available]
 cinder = true
-glance = false
+# glance_server's Glance, in the catalog as `image`
+glance = true
 nova = false
 swift = false
 neutron = false
+
+[image]
+catalog_type = image
+endpoint_type = publicURL
+region = {keystone.region}
+
+[compute]
+# no Nova: the volume tests read their image from here (imageRef). One small public raw image.
+image_ref = {image_id}
+image_ref_alt = {image_id}
 
 [volume]
 # registered by keystone_server.register_volume_service (also as volumev3)
@@ -528,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", help="working directory (Keystone, cinderblock state, tempest workspace); "
                         "default: a temporary one, removed at the end")
     parser.add_argument("--keep", action="store_true",
-                        help="leave Keystone and cinderblock running in --work after the run")
+                        help="leave Keystone, Glance and cinderblock running in --work after the run")
     parser.add_argument("--reuse-cinderblock", action="store_true",
                         help="use the cinderblock a previous --keep run left in --work instead of a fresh one")
     parser.add_argument("tempest_args", nargs="*", help="after --: more `tempest run` arguments")
@@ -556,10 +581,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="cinderblock-conformance-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    from cinderblock.devtools import keystone_server
+    from cinderblock.devtools import glance_server, keystone_server
 
     keystone_dir = work / "keystone"
+    glance_dir = work / "glance"
     cinderblock: Cinderblock | None = None
+    # Glance (its first install, db_sync, its server) starts while Keystone and cinderblock do; it
+    # needs Keystone's URL only, hence Keystone's port chosen here.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glance")
 
     def on_signal(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -570,7 +599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         venv = ensure_tempest(tempest_venv())
         _say(f"tempest venv ready ({time.monotonic() - began:.0f}s)")
-        keystone = keystone_server.start(keystone_dir)
+        found = keystone_server.running(keystone_dir)
+        keystone_port = found.port if found else _free_port()
+        glance_start = background.submit(glance_server.start, glance_dir,
+                                         f"http://127.0.0.1:{keystone_port}/v3")
+        keystone = keystone_server.start(keystone_dir, port=keystone_port)
         _say(f"keystone at {keystone.url} ({time.monotonic() - began:.0f}s)")
 
         port_file = work / "cinderblock.port"
@@ -587,6 +620,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             conf.write_text(cinder_conf(work, port, keystone.authtoken_section()))
             keystone_server.register_volume_service(keystone, f"http://127.0.0.1:{port}/v3/$(project_id)s")
             cinderblock = start_cinderblock(work, conf, port, cinder_log)
+        glance = glance_start.result()  # while cinderblock starts
+        glance_server.register(glance, keystone)
+        image_id = glance_server.ensure_image(glance, keystone.token(), IMAGE_NAME, image_bytes())
+        _say(f"glance at {glance.url} (pid {glance.pid}), image {image_id} ({time.monotonic() - began:.0f}s)")
         pools = wait_pools(cinderblock, keystone.token())
         _say(f"cinderblock at {cinderblock.url} (pid {cinderblock.pid}), pools: "
              f"{', '.join(p['name'] for p in pools)} ({time.monotonic() - began:.0f}s)")
@@ -595,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (workspace / "etc").mkdir(parents=True, exist_ok=True)
         (workspace / "locks").mkdir(exist_ok=True)
         tempest_conf_path = workspace / "etc" / "tempest.conf"
-        tempest_conf_path.write_text(tempest_conf(keystone, pools, results, workspace / "locks"))
+        tempest_conf_path.write_text(tempest_conf(keystone, pools, image_id, results, workspace / "locks"))
         shutil.copy(tempest_conf_path, results / "tempest.conf")
         ran_at = time.monotonic()
         tempest_status = run_tempest(venv, workspace, tempest_conf_path, args.regex, args.concurrency,
@@ -625,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = 1
         else:
             status = 1 if counts["unexpected_failures"] else 0
-    except ConformanceError as exc:
+    except (ConformanceError, glance_server.GlanceError, keystone_server.KeystoneError) as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         status = 2
     except KeyboardInterrupt:
@@ -637,18 +674,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             if cinderblock is not None:
                 _stop_group(cinderblock.pid)
                 (work / "cinderblock.pid").unlink(missing_ok=True)
+            background.shutdown(wait=True)  # a Glance still starting has written its pid file by then
+            glance_server.stop(glance_dir)
             keystone_server.stop(keystone_dir)
         for source, name in ((work / "cinderblock.log", "cinderblock.log"), (keystone_dir / "keystone.log",
                                                                              "keystone.log"),
-                             (work / "cinder.conf", "cinder.conf")):
+                             (glance_dir / "glance.log", "glance.log"), (work / "cinder.conf", "cinder.conf")):
             if source.exists():
                 shutil.copy(source, results / name)
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
         elif args.keep:
-            print(f"conformance: Keystone and cinderblock still run from {work}: rerun with --work {work} "
-                  "--reuse-cinderblock, stop with `scripts/keystone stop --dir "
-                  f"{keystone_dir}` and `kill -- -$(cat {work}/cinderblock.pid)`", file=sys.stderr)
+            print(f"conformance: Keystone, Glance and cinderblock still run from {work}: rerun with --work "
+                  f"{work} --reuse-cinderblock, stop with `scripts/keystone stop --dir {keystone_dir}`, "
+                  f"`.venv/bin/python -m cinderblock.devtools.glance_server stop --dir {glance_dir}` and "
+                  f"`kill -- -$(cat {work}/cinderblock.pid)`", file=sys.stderr)
         print(f"conformance: results, subunit stream and logs in {results}", file=sys.stderr)
     return status
 

@@ -79,28 +79,38 @@ class Keystone:
                 "OS_PROJECT_NAME": self.admin_project, "OS_USER_DOMAIN_NAME": self.user_domain,
                 "OS_PROJECT_DOMAIN_NAME": self.project_domain, "OS_REGION_NAME": self.region}
 
-    def authtoken_section(self, interface: str = "internal") -> str:
-        """A `[keystone_authtoken]` section for cinderblock (or Cinder) validating against this Keystone."""
-        return "\n".join([
-            "[keystone_authtoken]",
-            f"www_authenticate_uri = {self.url}",
-            f"auth_url = {self.url}",
-            "auth_type = password",
-            f"username = {self.service_username}",
-            f"password = {self.service_password}",
-            f"project_name = {self.service_project}",
-            f"user_domain_name = {self.user_domain}",
-            f"project_domain_name = {self.project_domain}",
-            f"region_name = {self.region}",
-            f"interface = {interface}",
-            "",
-        ])
+    def authtoken_section(self, interface: str = "internal", username: str | None = None,
+                          password: str | None = None) -> str:
+        """A `[keystone_authtoken]` section for cinderblock (or Cinder) validating against this Keystone;
+        another service user of the service project (see ensure_service_user) through username/password."""
+        return authtoken_section(self.url, username or self.service_username, password or self.service_password,
+                                 self.service_project, self.region, interface)
 
     def token(self, username: str | None = None, password: str | None = None,
               project: str | None = None) -> str:
         """A project-scoped token (the admin's unless told otherwise)."""
         return issue_token(self.url, username or self.admin_username, password or self.admin_password,
                            project or self.admin_project)
+
+
+def authtoken_section(url: str, username: str, password: str, project: str = "service", region: str = REGION,
+                      interface: str = "internal") -> str:
+    """A `[keystone_authtoken]` section (keystonemiddleware) for a service user of the Keystone at url
+    (its v3 URL): usable before that Keystone answers, e.g. by a Glance started alongside it."""
+    return "\n".join([
+        "[keystone_authtoken]",
+        f"www_authenticate_uri = {url}",
+        f"auth_url = {url}",
+        "auth_type = password",
+        f"username = {username}",
+        f"password = {password}",
+        f"project_name = {project}",
+        f"user_domain_name = {DOMAIN}",
+        f"project_domain_name = {DOMAIN}",
+        f"region_name = {region}",
+        f"interface = {interface}",
+        "",
+    ])
 
 
 # -- files of one Keystone --------------------------------------------------------------------------
@@ -440,21 +450,31 @@ def _wait_ready(keystone: Keystone, proc: subprocess.Popen[bytes], timeout: floa
 
 
 def _ensure_service_user(keystone: Keystone) -> None:
+    ensure_service_user(keystone, keystone.service_username, keystone.service_password)
+
+
+def ensure_service_user(keystone: Keystone, username: str, password: str) -> None:
+    """A service user (e.g. `glance`) with roles admin and service in the service project, as the
+    `cinder` user: what keystonemiddleware needs to validate tokens. Its password is set to password."""
     admin = _Admin(keystone)
     project = admin.ensure_project(keystone.service_project)
-    user = admin.ensure_user(keystone.service_username, keystone.service_password, project)
+    user = admin.ensure_user(username, password, project)
     for role in ("admin", "service"):
         admin.grant(project, user, admin.ensure_role(role))
+
+
+def register_service(keystone: Keystone, service_type: str, name: str, url: str) -> None:
+    """A catalog entry of service_type at url, one endpoint per interface (public, internal, admin)."""
+    admin = _Admin(keystone)
+    admin.set_endpoints(admin.ensure_service(service_type, name), url, keystone.region)
 
 
 def register_volume_service(keystone: Keystone, url: str) -> None:
     """Catalog entries for the block-storage API at url (`$(project_id)s` allowed), every type and
     interface, so clients find it whatever service type and interface they ask for."""
-    admin = _Admin(keystone)
     names = {"block-storage": "cinder", "volumev3": "cinderv3"}
     for service_type in VOLUME_SERVICE_TYPES:
-        service = admin.ensure_service(service_type, names[service_type])
-        admin.set_endpoints(service, url, keystone.region)
+        register_service(keystone, service_type, names[service_type], url)
 
 
 def stop(root: Path | str, timeout: float = 10.0) -> bool:

@@ -20,8 +20,9 @@ from cinderblock.domain.common import DomainDeps
 from cinderblock.domain.groups import get_group, group_service_host, members
 from cinderblock.domain.services import assert_not_frozen
 from cinderblock.model.errors import InvalidInput, InvalidState, ServiceUnavailable
-from cinderblock.model.group_states import GroupStatus, is_true_spec
+from cinderblock.model.group_states import GroupStatus
 from cinderblock.model.records import RequestContext
+from cinderblock.model.specs import spec_is_true
 from cinderblock.model.states import ReplicationStatus as R
 from cinderblock.model.states import VolumeStatus
 
@@ -33,7 +34,7 @@ ATTACHABLE = (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE)
 
 def is_replicated_group(group: gt.Group) -> bool:
     specs = group.group_type.specs() if group.group_type is not None else {}
-    return any(is_true_spec(specs.get(key)) for key in GROUP_REPLICATION_SPECS)
+    return any(spec_is_true(specs, key) for key in GROUP_REPLICATION_SPECS)
 
 
 def check_type(session: Session, group: gt.Group) -> None:
@@ -45,7 +46,7 @@ def check_type(session: Session, group: gt.Group) -> None:
     for type_id in group.volume_type_ids():
         vtype = session.get(tables.VolumeType, type_id)
         specs = vtype.specs() if vtype is not None else {}
-        if not is_true_spec(specs.get("replication_enabled")):
+        if not spec_is_true(specs, "replication_enabled"):
             raise InvalidInput(f"Invalid volume type: Volume type {type_id} does not have 'replication_enabled' "
                                f"spec key set to '<is> True'.")
 

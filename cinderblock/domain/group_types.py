@@ -12,6 +12,7 @@ from cinderblock.db.engine import Database
 from cinderblock.model.errors import Conflict, InvalidInput, NotFound
 from cinderblock.model.group_states import CG_GROUP_TYPE
 from cinderblock.model.records import RequestContext
+from cinderblock.model.specs import check_boolean_specs
 
 
 def _is_uuid(value: str) -> bool:
@@ -70,6 +71,7 @@ class GroupTypeService:
 
     def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> gt.GroupType:
         check_specs(specs)
+        check_boolean_specs(specs, "group spec")
         try:
             with self.db.write() as session:
                 if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
@@ -118,6 +120,7 @@ class GroupTypeService:
 
     def set_specs(self, context: RequestContext, ref: str, specs: dict[str, str]) -> dict[str, str]:
         check_specs(specs)
+        check_boolean_specs(specs, "group spec")
         with self.db.write() as session:
             row = find_group_type(session, context, ref)
             current = {spec.key: spec for spec in row.group_specs}

@@ -12,6 +12,7 @@ from cinderblock.db.engine import Database
 from cinderblock.db.loading import TYPE_LOAD
 from cinderblock.model.errors import Conflict, InvalidInput, InvalidState, NotFound
 from cinderblock.model.records import RequestContext
+from cinderblock.model.specs import check_boolean_specs, spec_is_true
 
 DEFAULT_TYPE_NAME = "__DEFAULT__"
 
@@ -78,6 +79,9 @@ class TypeService:
             return find_type(session, context, ref)
 
     def create(self, name: str, description: str | None, is_public: bool, extra_specs: dict[str, str]) -> tables.VolumeType:
+        check_boolean_specs(extra_specs)
+        if all(spec_is_true(extra_specs, key) for key in ("multiattach", "cacheable")):
+            raise InvalidInput("Invalid input received: multiattach and cacheable cannot both be enabled.")
         try:
             with self.db.write() as session:
                 if session.scalar(select(tables.VolumeType.id).where(tables.VolumeType.name == name)):
@@ -130,8 +134,9 @@ class TypeService:
     def set_specs(self, context: RequestContext, ref: str, specs: dict[str, str]) -> dict[str, str]:
         with self.db.write() as session:
             volume_type = self._mutable(session, context, ref)
+            check_boolean_specs(specs)
             merged = {**volume_type.specs(), **specs}
-            if all(str(merged.get(k, "")).replace(" ", "").lower() == "<is>true" for k in ("multiattach", "cacheable")):
+            if all(spec_is_true(merged, key) for key in ("multiattach", "cacheable")):
                 raise InvalidInput("Invalid input received: multiattach and cacheable cannot both be enabled.")
             current = {spec.key: spec for spec in volume_type.extra_specs}
             for key, value in specs.items():

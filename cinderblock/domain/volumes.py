@@ -22,6 +22,7 @@ from cinderblock.domain.types import resolve_type
 from cinderblock.model import transitions as t
 from cinderblock.model.errors import Conflict, InvalidInput, InvalidState, NotFound, ServiceUnavailable
 from cinderblock.model.records import BackendAddress, RequestContext, RequestSpec
+from cinderblock.model.specs import malformed_specs, spec_is_true
 from cinderblock.model.states import AttachStatus, SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import extend_usage, volume_usage
 from cinderblock.scheduler import pools as pool_queries
@@ -154,6 +155,11 @@ class VolumeService:
             raise InvalidInput("Invalid input received: Volume size is required when creating a volume "
                                "without a snapshot or source volume.")
         volume_type = resolve_type(session, context, type_ref, self.deps.settings.default_volume_type)
+        for key, value in malformed_specs(volume_type.specs()).items():
+            # Stored before the write-time check: read as not set by the API, scheduler and driver alike.
+            LOG.warning("volume type %s has %s=%r, which is not '<is> True' or '<is> False': read as not set "
+                        "(a replication_enabled spec like it does NOT replicate); fix it with type-key set",
+                        volume_type.name, key, value)
         if zone is not None and zone not in known_zones(session, self.deps.settings):
             raise InvalidInput(f"Invalid input received: Availability zone '{zone}' is invalid.")
         zones = type_zones(volume_type.specs())  # RESKEY:availability_zones
@@ -186,8 +192,8 @@ class VolumeService:
             display_description=request.description, size=plan.size, status=VolumeStatus.CREATING,
             attach_status=AttachStatus.DETACHED, availability_zone=plan.zone, volume_type_id=plan.volume_type.id,
             snapshot_id=request.snapshot_id, source_volid=request.source_volid,
-            replication_status="enabled" if _spec_is_true(plan.specs, "replication_enabled") else "disabled",
-            bootable=False, multiattach=_spec_is_true(plan.specs, "multiattach"),
+            replication_status="enabled" if spec_is_true(plan.specs, "replication_enabled") else "disabled",
+            bootable=False, multiattach=spec_is_true(plan.specs, "multiattach"),
             group_id=plan.group_id, consistencygroup_id=plan.group_id if plan.group_is_cg else None,
         )
         volume.metadata_items = [tables.VolumeMetadata(key=k, value=v) for k, v in request.metadata.items()]
@@ -439,11 +445,6 @@ def _check_pool_room(session: Session, volume: tables.Volume, more_gb: int) -> N
     if not pool_queries.has_room(room, more_gb):
         raise InvalidInput(f"Invalid input received: The pool of volume {volume.id} has no room to grow it by "
                            f"{more_gb} GiB.")
-
-
-def _spec_is_true(specs: dict[str, str], key: str) -> bool:
-    """A type turns on multiattach / replication with `<is> True` (as Cinder reads it)."""
-    return specs.get(key, "").replace(" ", "").lower() == "<is>true"
 
 
 def service_of(volume: tables.Volume) -> str:

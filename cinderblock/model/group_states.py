@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from cinderblock.model.specs import spec_is_true
+
 CG_GROUP_TYPE = "default_cgsnapshot_type"
 CONSISTENT_SNAPSHOT_SPEC = "consistent_group_snapshot_enabled"
 
@@ -33,10 +35,6 @@ GROUP_RESET_STATUSES = frozenset({"error", "available", "creating", "deleting", 
 GROUP_SNAPSHOT_RESET_STATUSES = GROUP_RESET_STATUSES
 
 
-def is_true_spec(value: str | None) -> bool:
-    return (value or "").replace(" ", "").lower() == "<is>true"
-
-
 def wants_consistent_snapshot(group_specs: Mapping[str, str]) -> bool:
-    """Cinder's is_group_a_cg_snapshot_type: the spec must say `<is> True`."""
-    return is_true_spec(group_specs.get(CONSISTENT_SNAPSHOT_SPEC))
+    """Cinder's is_group_a_cg_snapshot_type: the spec says `<is> True` (read as in model/specs.py)."""
+    return spec_is_true(group_specs, CONSISTENT_SNAPSHOT_SPEC)

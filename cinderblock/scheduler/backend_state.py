@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.model.specs import parse_bool_word
 from cinderblock.scheduler import capacity
 from cinderblock.scheduler.capacity import FAILS
 
@@ -22,7 +23,7 @@ _BACKEND_ONLY = ("pools",)
 
 def _flag(value: Any) -> bool:
     if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on", "t", "y")
+        return parse_bool_word(value) is True
     return bool(value)
 
 

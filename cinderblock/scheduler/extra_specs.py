@@ -11,6 +11,12 @@ Deliberate differences from Cinder's extra_specs_ops (documented, tested): plain
 strings, so the boolean capability True matches "True" (Cinder needs "<is> True"); `s<` and friends
 compare str() of both sides instead of raising TypeError on mixed types; `<or>` alternatives may
 contain spaces. A capability of None fails every requirement; a non-number fails numeric operators.
+
+`<is>` is read by model/specs.py, the parser the API and the drivers use too: the operator in any case,
+then one boolean word (`<is> maybe` matches nothing, where Cinder would read it as False). A boolean
+key (specs.BOOLEAN_SPEC_KEYS) whose stored value that parser cannot read (`<is>True`, a bare `True`:
+refused when a type is written, but an older database may hold one) is no requirement at all, as it is
+not-true for the API and the driver: `capability_requirements` leaves it out.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import functools
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from cinderblock.model.specs import IS, is_boolean_key, parse_bool_spec, parse_bool_word
 
 Predicate = Callable[[Any], bool]
 
@@ -28,15 +36,15 @@ _STRING: dict[str, Callable[[str, str], bool]] = {
     "s==": operator.eq, "s!=": operator.ne, "s<": operator.lt, "s<=": operator.le,
     "s>": operator.gt, "s>=": operator.ge,
 }
-_OPERATORS = ("<is>", "<in>", "<all-in>", "<or>", *_NUMERIC, *_STRING)
-_TRUE = {"true", "1", "yes", "on", "t", "y"}
+_OPERATORS = (IS, "<in>", "<all-in>", "<or>", *_NUMERIC, *_STRING)
 _LISTS = (list, tuple, set, frozenset)
 # Types may ask for these; a backend that does not report them lacks them (counts as False).
 DEFAULT_FALSE = ("multiattach", "replication_enabled")
 
 
 def _as_bool(value: Any) -> bool:
-    return str(value).strip().lower() in _TRUE
+    """A capability's value as a boolean (anything but a true word is False, as oslo's)."""
+    return parse_bool_word(value) is True
 
 
 def _as_float(value: Any) -> float | None:
@@ -52,15 +60,17 @@ def _single(requirement: str) -> Predicate:
     """The test of one (non-list) capability value."""
     words = requirement.split()
     op = words[0] if words else ""
+    if op.lower() == IS:
+        wanted = parse_bool_spec(requirement)
+        if wanted is None:
+            return lambda cap: False  # no operand, or not one boolean word
+        return lambda cap: cap is not None and _as_bool(cap) == wanted
     if op not in _OPERATORS:
         return lambda cap: cap is not None and (str(cap) == requirement if not isinstance(cap, bool)
                                                 else cap == _as_bool(requirement))
     rest = requirement.strip()[len(op):].strip()
     if not rest:
         return lambda cap: False  # an operator without an operand matches nothing (Cinder)
-    if op == "<is>":
-        wanted = _as_bool(rest)
-        return lambda cap: cap is not None and _as_bool(cap) == wanted
     if op == "<in>":
         return lambda cap: cap is not None and rest in str(cap)
     if op == "<or>":
@@ -114,6 +124,8 @@ def capability_requirements(extra_specs: Mapping[str, str]) -> dict[str, str]:
     Further colons in a `capabilities:` key walk nested capability dicts (`capabilities:a:b`)."""
     wanted: dict[str, str] = {}
     for key, value in extra_specs.items():
+        if is_boolean_key(key) and parse_bool_spec(value) is None:
+            continue  # malformed (stored before the write-time check): not set, as for the API and driver
         if key.startswith("capabilities:"):
             wanted[key.split(":", 1)[1]] = value
         elif ":" not in key:

@@ -7,12 +7,12 @@ from typing import Any
 
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.model.records import BackendAddress, RequestSpec
+from cinderblock.model.specs import parse_bool_word
 from cinderblock.scheduler import capacity
 from cinderblock.scheduler.backend_state import PoolState, pools_of_report
 from cinderblock.scheduler.filter_scheduler import FilterScheduler
 from cinderblock.scheduler.request import provisioning
 
-_TRUE = {"true", "1", "yes", "y", "on", "t"}
 
 
 def _state(view: Mapping[str, Any]) -> PoolState:
@@ -25,7 +25,7 @@ def equal_after_convert(capability: Any, value: str) -> bool:
     if capability is None or isinstance(capability, str):
         return capability == value
     if isinstance(capability, bool):
-        return capability == (value.strip().lower() in _TRUE)
+        return capability == (parse_bool_word(value) is True)
     return str(capability) == value
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.model.specs import spec_is_true
+
 # Called with a whole percentage 0..100 during long copies.
 ProgressCallback = Callable[[int], None]
 
@@ -39,8 +41,9 @@ class VolumeRef:
 
     @property
     def replicated(self) -> bool:
-        """The volume's type asks for replication (`replication_enabled='<is> True'`)."""
-        return is_replicated_spec(self.extra_specs)
+        """The volume's type asks for replication (`replication_enabled='<is> True'`), read as the API
+        reads it when it sets the volume's replication_status (model/specs.py)."""
+        return spec_is_true(self.extra_specs, "replication_enabled")
 
     @property
     def name(self) -> str:
@@ -57,12 +60,6 @@ class SnapshotRef:
     @property
     def name(self) -> str:
         return f"snapshot-{self.id}"
-
-
-def is_replicated_spec(specs: Mapping[str, str]) -> bool:
-    """Exactly two tokens `<is> <truthy>` (Cinder's volume_utils.is_replicated_spec)."""
-    tokens = str(specs.get("replication_enabled", "")).split()
-    return len(tokens) == 2 and tokens[0] == "<is>" and tokens[1].lower() in ("true", "1", "yes", "on", "t", "y")
 
 
 @dataclass(frozen=True)

@@ -83,10 +83,11 @@ def message(cloud: Cloud, project: str) -> str:
         return row.id
 
 
-def consistency(cloud: Cloud, group_snapshot_id: str) -> tuple[bool | None, float | None]:
+def consistency(cloud: Cloud, group_snapshot_id: str, cg_api: bool = False) -> tuple[bool | None, float | None]:
     """Whether the members were taken at one instant, and how long writes were held: cinderblock's own
     resource (Cinder's group snapshot view has no such keys), checked against the row."""
-    response = cloud.request("GET", f"/v3/group_snapshots/{group_snapshot_id}/consistency")
+    collection = "cgsnapshots" if cg_api else "group_snapshots"
+    response = cloud.request("GET", f"/v3/{collection}/{group_snapshot_id}/consistency")
     assert response.status_code == 200, response.text
     shown = response.json()["consistency"]
     with cloud.running.core.db.read() as session:

@@ -266,7 +266,7 @@ def test_cg_api_end_to_end(typed: Cloud) -> None:
         "consistencygroup_id": cg["id"], "name": "cgs1", "description": None, "user_id": None,
         "project_id": None, "status": "creating"}}))["cgsnapshot"]
     cgsnap = cloud._wait(f"/v3/cgsnapshots/{created['id']}", "cgsnapshot", ("available",), 10.0)
-    assert cgsnap["consistencygroup_id"] == cg["id"] and consistency(cloud, cgsnap["id"])[0] is True
+    assert cgsnap["consistencygroup_id"] == cg["id"] and consistency(cloud, cgsnap["id"], cg_api=True)[0] is True
     assert [c["id"] for c in ok(cloud.request("GET", "/v3/cgsnapshots"), 200)["cgsnapshots"]] == [created["id"]]
     from_src = ok(cloud.request("POST", "/v3/consistencygroups/create_from_src", json={
         "consistencygroup-from-src": {"cgsnapshot_id": created["id"], "source_cgid": None, "name": "cg2"}}))

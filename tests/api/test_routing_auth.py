@@ -44,6 +44,21 @@ def test_unknown_route_is_404(cloud: Cloud) -> None:
     assert cloud.client.get("/v4/volumes", headers=headers()).status_code == 404
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+@pytest.mark.parametrize("prefix", ["/v3", f"/v3/{PROJECT}"])
+def test_empty_id_is_404_not_a_redirect(cloud: Cloud, method: str, prefix: str) -> None:
+    # `volumes/` is `volumes/{id}` with an empty id, as Cinder's router sees it: 404 (Tempest
+    # VolumesNegativeTest.test_{get,update,delete}_volume_without_passing_volume_id). A redirect to
+    # `volumes` would list the volumes (GET) or answer 405 (PUT, DELETE) once the client follows it.
+    token = headers(token=f"u:{PROJECT}")
+    response = cloud.client.request(method, f"{prefix}/volumes/", headers=token, follow_redirects=False,
+                                    json={"volume": {"name": "x"}} if method == "PUT" else None)
+    assert_fault(response, 404, "itemNotFound")
+    assert cloud.client.get(f"{prefix}/snapshots/", headers=token, follow_redirects=False).status_code == 404
+    # the version document keeps its trailing-slash form
+    assert cloud.client.get("/v3/", headers=headers(token=None)).status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/v3/volumes", "/v3/volumes/detail", "/v3/types", f"/v3/{PROJECT}/volumes"])
 def test_missing_token_is_401(cloud: Cloud, path: str) -> None:
     response = cloud.client.get(path, headers=headers(token=None))

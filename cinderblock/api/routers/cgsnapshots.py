@@ -44,6 +44,12 @@ def show_cgsnapshot(ident: str, gsvc: GSvc, context: Ctx) -> JSONResponse:
     return JSONResponse({"cgsnapshot": views.cgsnapshot(gsvc.group_snapshots.get(context, ident, cg_api=True))})
 
 
+@router.get("/cgsnapshots/{ident}/consistency", summary="As /group_snapshots/{id}/consistency, for a cgsnapshot",
+            dependencies=[authorize("group:get_group_snapshot")])
+def show_cgsnapshot_consistency(ident: str, gsvc: GSvc, context: Ctx) -> JSONResponse:
+    return JSONResponse({"consistency": views.consistency(gsvc.group_snapshots.get(context, ident, cg_api=True))})
+
+
 @router.post("/cgsnapshots", status_code=202, summary="Snapshot every volume of a CG at one instant",
              dependencies=[authorize("group:create_group_snapshot")])
 def create_cgsnapshot(gsvc: GSvc, context: Ctx, body: Any = Body(...)) -> JSONResponse:
