@@ -292,7 +292,8 @@ class VolumeService:
             # must not extend (and charge quota) again from that stale size.
             if not compare_and_swap(session, tables.Volume, volume_id,
                                     {"status": transition.from_states, "size": volume.size},
-                                    {"status": transition.transient, "previous_status": volume.status}):
+                                    {"status": transition.transient, "previous_status": volume.status,
+                                     "requested_size": new_size}):  # kept for recovery (quota charged)
                 raise InvalidState(f"Invalid volume: Volume status must be {transition.describe_from()} to extend, "
                                    f"but current status is: {volume.status}.")
             usage = extend_usage(new_size - volume.size, volume.volume_type.name)

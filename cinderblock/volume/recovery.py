@@ -12,14 +12,21 @@ mistaken for an orphan. Then:
 
     volume  creating   storage exists → available, else error
             deleting   the delete runs again (idempotent)
-            extending  storage already at a larger size → that size and the previous status,
-                       else error_extending
+            extending  the size asked for (`requested_size`, charged to quota) already on storage
+                       → that size and the previous status; else the extend runs again (a
+                       failure then gives the charge back). A row from before `requested_size`:
+                       storage at a larger size → that size, else error_extending
             reverting  error (the bytes may be either version); its snapshot goes back to available
             attaching  in-use when it has attachments, else available (a reservation died with us)
             detaching  in-use when it still has attachments, else available and the export removed
     snapshot creating  storage exists → available, else error
             deleting   the delete runs again
             restoring  available
+    group    creating   (no storage of its own) error when a member's creation failed, else available
+             updating   available: the membership is what the rows say (one transaction)
+             deleting   the delete runs again (its members' deletes ran just before)
+    group snapshot creating | updating  available when every member snapshot is, else error
+             deleting   the delete runs again (its members' deletes ran just before)
     group replication  enabling | disabling | failing-over (an API 3.38 action the crash cut off)
             → error, the group and its members alike: the driver may have done part of it, and
             the admin can disable or fail over again from error
@@ -31,15 +38,17 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
+from cinderblock.model import transitions
 from cinderblock.model import transitions as t
+from cinderblock.model.group_states import GroupSnapshotStatus, GroupStatus
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.volume.driver import SnapshotRef, StorageListing, VolumeRef
-from cinderblock.volume.workflows import delete, snapshot
+from cinderblock.volume.workflows import delete, extend, groups, snapshot
 from cinderblock.volume.workflows.common import WorkflowDeps, volume_ref
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +72,9 @@ def recover(deps: WorkflowDeps) -> None:
         _recover_volume(deps, volume, listing)
     for snap in snapshots:
         _recover_snapshot(deps, snap, listing)
+    # After their members: a group's outcome is read from its members' settled rows.
+    _recover_group_snapshots(deps)
+    _recover_groups(deps)
     _recover_group_replication(deps)
     _remove_orphans(deps, listing, volume_rows, snapshot_rows)
 
@@ -110,7 +122,15 @@ def _recover_volume(deps: WorkflowDeps, volume: tables.Volume, listing: StorageL
     elif status == VolumeStatus.DELETING:
         LOG.warning("recovery: Volume %s deleting: the delete runs again", volume.id)
         delete.delete_volume(deps, volume.id)
-    elif status == VolumeStatus.EXTENDING:
+    elif status == VolumeStatus.EXTENDING and volume.requested_size is not None:
+        requested = volume.requested_size
+        if stored is not None and stored >= requested * GiB:
+            _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
+                 "extend had completed on storage", size=requested, requested_size=None)
+        else:  # the quota for it is charged: finish it (a failure gives the charge back)
+            LOG.warning("recovery: Volume %s extending: the extend to %d GiB runs again", volume.id, requested)
+            extend.extend_volume(deps, volume.id, requested)
+    elif status == VolumeStatus.EXTENDING:  # a row from before requested_size was kept
         if stored is not None and stored > volume.size * GiB:
             _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
                  "extend had completed on storage", size=math.ceil(stored / GiB))
@@ -142,6 +162,57 @@ def _recover_snapshot(deps: WorkflowDeps, snap: tables.Snapshot, listing: Storag
         _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.AVAILABLE, "revert interrupted")
     elif snap.status == SnapshotStatus.AVAILABLE and not stored:
         _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.ERROR, "its storage is missing")
+
+
+def _on_this_host(deps: WorkflowDeps) -> Any:
+    prefix = deps.backend.service_host
+    return (gt.Group.host == prefix) | gt.Group.host.like(f"{prefix}#%")
+
+
+def _set_group_row(deps: WorkflowDeps, table: type, ident: str, expected: str, status: str, reason: str) -> None:
+    LOG.warning("recovery: %s %s %s → %s (%s)", table.__name__, ident, expected, status, reason)
+    with deps.db.write() as session:
+        compare_and_swap(session, table, ident, {"status": expected},
+                         {"status": status, "error_reason": f"recovered after restart: {reason}"})
+
+
+def _recover_group_snapshots(deps: WorkflowDeps) -> None:
+    create, delete_ = transitions.GROUP_SNAPSHOT_CREATE, transitions.GROUP_SNAPSHOT_DELETE
+    with deps.db.read() as session:
+        rows = session.execute(select(gt.GroupSnapshot.id, gt.GroupSnapshot.status).join(
+            gt.Group, gt.Group.id == gt.GroupSnapshot.group_id).where(
+            _on_this_host(deps), gt.GroupSnapshot.status.in_(
+                [create.transient, GroupSnapshotStatus.UPDATING, delete_.transient]))).all()
+        members = {ident: list(session.scalars(select(tables.Snapshot.status).where(
+            tables.Snapshot.group_snapshot_id == ident))) for ident, _ in rows}
+    for ident, status in rows:
+        if status == delete_.transient:
+            LOG.warning("recovery: GroupSnapshot %s deleting: the delete runs again", ident)
+            groups.delete_group_snapshot(deps, ident)
+        elif members[ident] and set(members[ident]) == {SnapshotStatus.AVAILABLE}:
+            _set_group_row(deps, gt.GroupSnapshot, ident, status, create.success, "every member snapshot exists")
+        else:
+            _set_group_row(deps, gt.GroupSnapshot, ident, status, create.failure,
+                           f"member snapshots {', '.join(sorted(set(members[ident]))) or 'missing'}")
+
+
+def _recover_groups(deps: WorkflowDeps) -> None:
+    create, update_, delete_ = transitions.GROUP_CREATE, transitions.GROUP_UPDATE, transitions.GROUP_DELETE
+    with deps.db.read() as session:
+        rows = session.execute(select(gt.Group.id, gt.Group.status).where(
+            _on_this_host(deps), gt.Group.status.in_([create.transient, update_.transient, delete_.transient]))).all()
+        failed = {ident: session.scalar(select(func.count()).where(
+            tables.Volume.group_id == ident, tables.Volume.status == VolumeStatus.ERROR)) for ident, _ in rows}
+    for ident, status in rows:
+        if status == delete_.transient:
+            LOG.warning("recovery: Group %s deleting: the delete runs again", ident)
+            groups.delete_group(deps, ident)
+        elif status == update_.transient:
+            _set_group_row(deps, gt.Group, ident, status, update_.success, "update interrupted; members as listed")
+        elif failed[ident]:
+            _set_group_row(deps, gt.Group, ident, status, create.failure, f"{failed[ident]} member(s) not created")
+        else:
+            _set_group_row(deps, gt.Group, ident, status, create.success, "nothing left to create")
 
 
 def _remove_orphans(deps: WorkflowDeps, listing: StorageListing, volume_rows: set[str],
