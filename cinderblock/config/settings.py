@@ -81,6 +81,9 @@ class Settings:
     # The files read, so libraries with options of their own (oslo.messaging) can read them too.
     config_files: tuple[str, ...] = ()
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    periodic_interval: int = 60
+    transient_state_timeout: int = 600
+    graceful_shutdown_timeout: int = 60
 
 
 def load_driver_class(path: str) -> type[VolumeDriver]:
@@ -221,7 +224,9 @@ def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
             public_endpoint=conf.public_endpoint, project_id_regex=conf.project_id_regex,
             coordination_url=conf.coordination.backend_url, quotas=quotas,
             backends=backend_settings, config_files=tuple(conf.config_file or ()),
-            scheduler=_scheduler_settings(conf),
+            scheduler=_scheduler_settings(conf), periodic_interval=conf.periodic_interval,
+            transient_state_timeout=conf.transient_state_timeout,
+            graceful_shutdown_timeout=conf.graceful_shutdown_timeout,
         )
     except (cfg.Error, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

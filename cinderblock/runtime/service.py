@@ -116,6 +116,31 @@ class UnplacedSweeper:
                 LOG.exception("sweeping unplaced creates failed")
 
 
+class StaleSweeper:
+    """A volume service's periodic sweep (volume/recovery.py `sweep`): every periodic_interval, what
+    sat in a transient state for transient_state_timeout seconds with nothing working on it is
+    settled by checking storage, not only at the next start."""
+
+    def __init__(self, manager: VolumeManager, max_age: float, interval: float) -> None:
+        self.manager, self.max_age, self.interval = manager, max_age, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stale-sweeper", daemon=True)
+
+    def start(self) -> None:
+        if self.max_age > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.manager.sweep_stale(self.max_age)
+            except Exception:  # the database may be away; next round
+                LOG.exception("sweeping stale transient states of %s failed", self.manager.backend.service_host)
+
+
 class SchedulerService(RpcServer):
     """The scheduler's RPC server and its sweeper, stopped together."""
 
@@ -159,6 +184,7 @@ class VolumeService:
         self.transport = transport
         self.workers = settings.volume_workers_per_backend
         self.server: RpcServer | None = None
+        self.sweeper = StaleSweeper(self.manager, settings.transient_state_timeout, settings.periodic_interval)
 
     def start(self, heartbeat: Heartbeat) -> None:
         # Listed before the driver starts, so a backend that fails to start shows as down.
@@ -180,10 +206,12 @@ class VolumeService:
         except ServiceUnavailable as error:  # the periodic reporter tries again
             LOG.warning("first capability report of %s failed: %s", self.backend.service_host, error.message)
         self.manager.reporter.start()
+        self.sweeper.start()
         heartbeat.add(self.backend.service_host, "cinder-volume")
         LOG.info("volume service %s started (%s)", self.backend.service_host, type(driver).__name__)
 
     def stop(self) -> None:
+        self.sweeper.stop()
         self.manager.reporter.stop()
         if self.server is not None:
             self.server.stop()
