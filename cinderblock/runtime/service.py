@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from cinderblock.config.settings import BackendSettings, Settings
 from cinderblock.coordination import LocalLocks
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db.cas import fail_unplaced_create
 from cinderblock.db.engine import Database
 from cinderblock.db.repos import services
 from cinderblock.model.errors import ServiceUnavailable
 from cinderblock.model.records import ADMIN_CONTEXT
-from cinderblock.model.states import VolumeStatus
+from cinderblock.model import transitions
 from cinderblock.rpc.clients import SCHEDULER_TOPIC, VOLUME_TOPIC, SchedulerClient, VolumeClient
 from cinderblock.rpc.transport import RpcServer, Transport
 from cinderblock.scheduler.manager import SchedulerManager
@@ -95,15 +95,13 @@ class UnplacedSweeper:
         cutoff = tables.utcnow() - dt.timedelta(seconds=self.max_age)
         changed = func.coalesce(tables.Volume.updated_at, tables.Volume.created_at)
         with self.db.read() as session:
-            stale = list(session.scalars(select(tables.Volume.id).where(
-                tables.Volume.status == VolumeStatus.CREATING, tables.Volume.host.is_(None), changed < cutoff)))
+            stale = list(session.scalars(select(tables.Volume.id).filter_by(**transitions.UNPLACED_CREATE)
+                                         .where(changed < cutoff)))
         failed = 0
         for volume_id in stale:
             with self.db.write() as session:
-                failed += compare_and_swap(
-                    session, tables.Volume, volume_id, {"status": VolumeStatus.CREATING, "host": None},
-                    {"status": VolumeStatus.ERROR,
-                     "error_reason": f"not placed within {self.max_age:.0f} s: a service was lost"})
+                failed += fail_unplaced_create(session, volume_id,
+                                               f"not placed within {self.max_age:.0f} s: a service was lost")
         if failed:
             LOG.warning("failed %d create(s) that no volume service took within %.0f s", failed, self.max_age)
         return failed
