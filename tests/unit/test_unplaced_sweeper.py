@@ -49,3 +49,29 @@ def test_one_rule_fails_an_unplaced_create(make_cloud: Callable[..., Cloud]) -> 
     root = Path(__file__).resolve().parents[2] / "cinderblock"
     for module in ("runtime/embedded.py", "runtime/service.py", "scheduler/manager.py"):
         assert '"host": None}' not in (root / module).read_text(), module
+
+
+def test_a_lost_create_is_scheduled_again_within_max_attempts(make_cloud: Callable[..., Cloud]) -> None:
+    """Its message died between the broker read and the claim: scheduled again, not failed, while
+    scheduler_max_attempts allows; failed with the reason after that."""
+    from cinderblock.rpc.clients import SchedulerClient
+
+    cloud = make_cloud("")
+    lost = cloud.create_volume(1)
+    with cloud.running.core.db.read() as session:
+        path = session.get(tables.Volume, lost["id"]).provider_location
+    from pathlib import Path
+
+    Path(path).unlink()
+    old = tables.utcnow() - dt.timedelta(seconds=120)
+    set_volume(cloud, lost["id"], status="creating", host=None, provider_location=None, updated_at=old)
+    sweeper = UnplacedSweeper(cloud.running.core.db, max_age=60, interval=1,
+                              scheduler=SchedulerClient(cloud.running.core.transport), max_attempts=2)
+
+    assert sweeper.sweep() == 0
+    assert cloud.wait_volume(lost["id"], "available", "error")["status"] == "available"
+    assert Path(path).is_file()
+
+    set_volume(cloud, lost["id"], status="creating", host=None, updated_at=old)  # lost once more
+    assert sweeper.sweep() == 1  # the second placement was its last attempt
+    assert cloud.request("GET", f"/v3/volumes/{lost['id']}").json()["volume"]["status"] == "error"
