@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from cinderblock.db.engine import Database
 from cinderblock.model.errors import DatabaseUnavailable
 from cinderblock.volume.workflows import create
 from cinderblock.volume.workflows.common import WorkflowDeps
-from tests.api.helpers import set_volume
+from tests.api.helpers import in_use, set_volume
 from tests.api.test_recovery import file_of, row
 from tests.conftest import Cloud
 
@@ -38,6 +39,10 @@ class AnswerLost:
             self.lost += 1
             raise DatabaseUnavailable("The database is not reachable at the moment; try again later.")
 
+    def transaction(self, work: Callable[[Session], Any], attempts: int = 4) -> Any:
+        with self.write() as session:
+            return work(session)
+
 
 def test_a_create_whose_claim_answer_was_lost_goes_on(cloud: Cloud) -> None:
     volume = cloud.create_volume(1)
@@ -54,6 +59,32 @@ def test_a_create_whose_claim_answer_was_lost_goes_on(cloud: Cloud) -> None:
     shown = cloud.request("GET", f"/v3/volumes/{volume['id']}").json()["volume"]
     assert shown["status"] == "available", row(cloud, tables.Volume, volume["id"]).error_reason
     assert file_of(cloud, volume["id"]).is_file()
+
+
+def test_a_create_answered_503_whose_commit_happened_leaves_nothing(cloud: Cloud) -> None:
+    """The API's insert committed but the answer was lost: 503 to the client, and the row (which no
+    scheduler was told about) goes away with its quota once the database answers again."""
+    from cinderblock.domain.common import DomainDeps
+    from cinderblock.domain.volumes import VolumeCreate, VolumeService
+    from cinderblock.model.records import RequestContext
+    from cinderblock.rpc.clients import SchedulerClient, VolumeClient
+
+    core = cloud.running.core
+    flaky = AnswerLost(core.db)
+    service = VolumeService(DomainDeps(db=flaky, settings=core.settings,  # type: ignore[arg-type]
+                                       scheduler=SchedulerClient(core.transport), volumes=VolumeClient(core.transport)))
+    try:
+        service.create(RequestContext("admin", "admin"), VolumeCreate(size=1, name="in-doubt"))
+    except DatabaseUnavailable:
+        pass
+    else:
+        raise AssertionError("the create did not see the lost answer")
+    assert flaky.lost == 1
+    deadline = time.monotonic() + 10
+    while cloud.request("GET", "/v3/volumes/detail").json()["volumes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cloud.request("GET", "/v3/volumes/detail").json()["volumes"] == []
+    assert in_use(cloud, "volumes") == 0 and in_use(cloud, "gigabytes") == 0
 
 
 def test_the_periodic_sweep_settles_stale_transient_rows(make_cloud: Callable[..., Cloud]) -> None:
