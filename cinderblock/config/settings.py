@@ -83,7 +83,6 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     periodic_interval: int = 60
     transient_state_timeout: int = 600
-    graceful_shutdown_timeout: int = 60
 
 
 def load_driver_class(path: str) -> type[VolumeDriver]:
@@ -226,7 +225,6 @@ def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
             backends=backend_settings, config_files=tuple(conf.config_file or ()),
             scheduler=_scheduler_settings(conf), periodic_interval=conf.periodic_interval,
             transient_state_timeout=conf.transient_state_timeout,
-            graceful_shutdown_timeout=conf.graceful_shutdown_timeout,
         )
     except (cfg.Error, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
