@@ -47,6 +47,13 @@ DEFAULT_OPTS: list[cfg.Opt] = [
     cfg.IntOpt("volume_workers_per_backend", default=4, min=1,
                help="Concurrent operations one backend's volume manager runs (copies release the "
                     "interpreter lock; more threads for short operations only contend for it)."),
+    cfg.IntOpt("periodic_interval", default=60, min=1,
+               help="Seconds between runs of a volume service's periodic tasks (the stale-state sweep)."),
+    cfg.IntOpt("transient_state_timeout", default=600, min=0,
+               help="Seconds a volume, snapshot, group or group snapshot of a backend may stay in a "
+                    "transient state (creating, deleting, extending...) with no change and no operation "
+                    "of its volume service on it, before the periodic sweep settles it by checking "
+                    "storage, as at start-up (0: only at start-up)."),
     cfg.StrOpt("public_endpoint", default=None, help="Base URL used in links instead of the request's."),
     cfg.StrOpt("project_id_regex", default=r"[0-9a-f\-]+",
                help="What a {project_id} URL segment may look like."),

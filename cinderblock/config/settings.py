@@ -83,6 +83,8 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     max_request_body_size: int = 114688  # osapi_max_request_body_size
     max_metadata_items: int = 128  # quota_metadata_items
+    periodic_interval: int = 60
+    transient_state_timeout: int = 600
 
 
 def load_driver_class(path: str) -> type[VolumeDriver]:
@@ -224,7 +226,8 @@ def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
             coordination_url=conf.coordination.backend_url, quotas=quotas,
             backends=backend_settings, config_files=tuple(conf.config_file or ()),
             scheduler=_scheduler_settings(conf), max_request_body_size=conf.osapi_max_request_body_size,
-            max_metadata_items=conf.quota_metadata_items,
+            max_metadata_items=conf.quota_metadata_items, periodic_interval=conf.periodic_interval,
+            transient_state_timeout=conf.transient_state_timeout,
         )
     except (cfg.Error, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from cinderblock.db import tables
 from cinderblock.db.tables import utcnow
+from cinderblock.model import transitions
 
 
 def compare_and_swap(
@@ -42,6 +44,14 @@ def compare_and_swap(
         row_values["updated_at"] = utcnow()
     result = session.execute(statement.values(**row_values))
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def fail_unplaced_create(session: Session, volume_id: str, reason: str) -> bool:
+    """The one rule for a create that no scheduler will place (transitions.UNPLACED_CREATE): the
+    volume goes to the create's failure state with the reason, unless something placed or changed
+    it meanwhile. Used at embedded start-up, by the scheduler's sweeper and for "no valid backend"."""
+    return compare_and_swap(session, tables.Volume, volume_id, transitions.UNPLACED_CREATE,
+                            {"status": transitions.VOLUME_CREATE.failure, "error_reason": reason[:1000]})
 
 
 def _plain(values: Collection[Any]) -> list[Any]:

@@ -70,6 +70,9 @@ class Volume(Timestamped, Base):
     display_name: Mapped[str | None] = mapped_column(String(255))
     display_description: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer, nullable=False)
+    # While `extending`: the size asked for, whose quota is already charged (migration 0005), so that
+    # recovery can finish the extend or give the charge back after a crash.
+    requested_size: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     previous_status: Mapped[str | None] = mapped_column(String(32))
     attach_status: Mapped[str] = mapped_column(String(32), nullable=False, default="detached")

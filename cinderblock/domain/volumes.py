@@ -20,7 +20,9 @@ from cinderblock.domain.groups import check_volume_in_group, is_cg
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import resolve_type
 from cinderblock.model import transitions as t
-from cinderblock.model.errors import Conflict, InvalidInput, InvalidState, NotFound, ServiceUnavailable
+from cinderblock.domain.in_doubt import undo_create_in_doubt
+from cinderblock.model.errors import (Conflict, DatabaseUnavailable, InvalidInput, InvalidState, NotFound,
+                                     ServiceUnavailable)
 from cinderblock.model.records import BackendAddress, RequestContext, RequestSpec
 from cinderblock.model.specs import malformed_specs, spec_is_true
 from cinderblock.model.states import AttachStatus, SnapshotStatus, VolumeStatus
@@ -109,7 +111,19 @@ class VolumeService:
             plan = self._plan(session, context, request)
         # A transaction run again if the database aborts it to break a deadlock (MariaDB does when
         # racing creates make a project's first quota rows).
-        volume = self.db.transaction(lambda session: self._insert(session, context, request, plan))
+        made: list[tables.Volume] = []
+
+        def insert(session: Session) -> tables.Volume:
+            made.append(self._insert(session, context, request, plan))
+            return made[-1]
+
+        try:
+            volume = self.db.transaction(insert)
+        except DatabaseUnavailable:
+            if made:  # flushed, so the commit was cut: it may have happened (domain/in_doubt.py)
+                undo_create_in_doubt(self.db, made[-1].id, context.project_id,
+                                     volume_usage(plan.size, plan.volume_type.name))
+            raise
         # No zone asked for and a type listing zones: the scheduler picks among the type's zones.
         free_zone = (request.availability_zone is None and not request.snapshot_id and not request.source_volid
                      and bool(type_zones(plan.specs)))
@@ -302,7 +316,8 @@ class VolumeService:
             # must not extend (and charge quota) again from that stale size.
             if not compare_and_swap(session, tables.Volume, volume_id,
                                     {"status": transition.from_states, "size": volume.size},
-                                    {"status": transition.transient, "previous_status": volume.status}):
+                                    {"status": transition.transient, "previous_status": volume.status,
+                                     "requested_size": new_size}):  # kept for recovery (quota charged)
                 raise InvalidState(f"Invalid volume: Volume status must be {transition.describe_from()} to extend, "
                                    f"but current status is: {volume.status}.")
             usage = extend_usage(new_size - volume.size, volume.volume_type.name)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cinderblock.model.group_states import GroupSnapshotStatus as GS
+from cinderblock.model.group_states import GroupStatus as G
 from cinderblock.model.states import SnapshotStatus as S
 from cinderblock.model.states import VolumeStatus as V
 
@@ -58,6 +60,20 @@ SNAPSHOT_REPORTED_STATUS: dict[str, frozenset[str]] = {
     S.CREATING: frozenset({S.CREATING, S.AVAILABLE, S.ERROR}),
     S.DELETING: frozenset({S.DELETING, S.ERROR_DELETING}),
 }
+
+# Groups and group snapshots (domain/groups.py, domain/group_snapshots.py claim; volume/workflows/groups.py
+# and volume/recovery.py settle). A group holds no storage of its own: its outcome follows its members'.
+GROUP_CREATE = _t("create", set(), G.CREATING, G.AVAILABLE, G.ERROR)
+GROUP_UPDATE = _t("update", {G.AVAILABLE}, G.UPDATING, G.AVAILABLE, G.ERROR)
+GROUP_DELETE = _t("delete", {G.AVAILABLE, G.ERROR}, G.DELETING, None, G.ERROR)
+GROUP_SNAPSHOT_CREATE = _t("create", set(), GS.CREATING, GS.AVAILABLE, GS.ERROR)
+GROUP_SNAPSHOT_DELETE = _t("delete", {GS.AVAILABLE, GS.ERROR}, GS.DELETING, None, GS.ERROR_DELETING)
+
+# A create the scheduler has not placed (no host yet) that nothing will place any more: its message
+# died with a process. One rule, used by the embedded start-up, the scheduler's sweeper and the
+# scheduler's "no valid backend" (db/settle.py applies it).
+UNPLACED_CREATE = {"status": V.CREATING, "host": None}
+UNPLACED_GROUP_CREATE = {"status": G.CREATING, "host": None}
 
 # Volume statuses a snapshot may be taken from (in-use needs force or 3.66).
 SNAPSHOT_SOURCE_STATES = frozenset({V.AVAILABLE, V.IN_USE})

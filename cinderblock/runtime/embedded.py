@@ -10,8 +10,8 @@ from sqlalchemy import select
 from cinderblock.coordination import LocalLocks, make_locks
 
 from cinderblock.db import migrate, tables
-from cinderblock.db.cas import compare_and_swap
-from cinderblock.model.states import VolumeStatus
+from cinderblock.db.cas import fail_unplaced_create
+from cinderblock.model import transitions
 from cinderblock.runtime.service import Heartbeat, SchedulerService, VolumeService, start_scheduler, start_volume_services
 from cinderblock.runtime.wiring import Core, build_api
 
@@ -39,11 +39,9 @@ class Embedded:
 def _fail_unscheduled(core: Core) -> None:
     """Creates that were waiting for this process's scheduler when it died will never be placed."""
     with core.db.write() as session:
-        ids = list(session.scalars(select(tables.Volume.id).where(
-            tables.Volume.status == VolumeStatus.CREATING, tables.Volume.host.is_(None))))
+        ids = list(session.scalars(select(tables.Volume.id).filter_by(**transitions.UNPLACED_CREATE)))
         for volume_id in ids:
-            compare_and_swap(session, tables.Volume, volume_id, {"status": VolumeStatus.CREATING, "host": None},
-                             {"status": VolumeStatus.ERROR, "error_reason": "scheduling interrupted by a restart"})
+            fail_unplaced_create(session, volume_id, "scheduling interrupted by a restart")
 
 
 def start_embedded(core: Core) -> Embedded:

@@ -12,12 +12,14 @@ from sqlalchemy import func, select
 from cinderblock.config.settings import BackendSettings, Settings
 from cinderblock.coordination import LocalLocks
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import group_tables as gt
+from cinderblock.db.cas import compare_and_swap, fail_unplaced_create
+from cinderblock.db.loading import load_volume
 from cinderblock.db.engine import Database
 from cinderblock.db.repos import services
 from cinderblock.model.errors import ServiceUnavailable
-from cinderblock.model.records import ADMIN_CONTEXT
-from cinderblock.model.states import VolumeStatus
+from cinderblock.model.records import ADMIN_CONTEXT, RequestContext, RequestSpec
+from cinderblock.model import transitions
 from cinderblock.rpc.clients import SCHEDULER_TOPIC, VOLUME_TOPIC, SchedulerClient, VolumeClient
 from cinderblock.rpc.transport import RpcServer, Transport
 from cinderblock.scheduler.manager import SchedulerManager
@@ -76,12 +78,17 @@ class _WaitForDatabase:
 
 
 class UnplacedSweeper:
-    """Fails creates that no volume service took within service_down_time: their message died with
-    a process (killed scheduler, or a volume service killed between taking and claiming it), so
-    they would stay `creating` forever. A create placed later loses its claim and is skipped."""
+    """Creates that no volume service took within service_down_time: their message died with a
+    process (killed scheduler, or a volume service killed between reading and claiming it), so they
+    would stay `creating` forever. With a scheduler client they are scheduled again, up to
+    scheduler_max_attempts placements in all (counted by this sweeper), then failed with the reason.
+    A create placed meanwhile loses the compare-and-swap and is left alone."""
 
-    def __init__(self, db: Database, max_age: float, interval: float) -> None:
+    def __init__(self, db: Database, max_age: float, interval: float, scheduler: SchedulerClient | None = None,
+                 max_attempts: int = 1) -> None:
         self.db, self.max_age, self.interval = db, max_age, interval
+        self.scheduler, self.max_attempts = scheduler, max_attempts
+        self._rescheduled: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="unplaced-sweeper", daemon=True)
 
@@ -92,21 +99,43 @@ class UnplacedSweeper:
         self._stop.set()
 
     def sweep(self) -> int:
+        """Fails or reschedules the stale unplaced creates; how many it failed."""
         cutoff = tables.utcnow() - dt.timedelta(seconds=self.max_age)
         changed = func.coalesce(tables.Volume.updated_at, tables.Volume.created_at)
         with self.db.read() as session:
-            stale = list(session.scalars(select(tables.Volume.id).where(
-                tables.Volume.status == VolumeStatus.CREATING, tables.Volume.host.is_(None), changed < cutoff)))
+            stale = list(session.scalars(select(tables.Volume.id).filter_by(**transitions.UNPLACED_CREATE)
+                                         .where(changed < cutoff)))
         failed = 0
         for volume_id in stale:
+            # The first placement was attempt 1; each reschedule is one more.
+            if self.scheduler is not None and 1 + self._rescheduled.get(volume_id, 0) < self.max_attempts:
+                self._reschedule(volume_id, changed < cutoff)
+                continue
             with self.db.write() as session:
-                failed += compare_and_swap(
-                    session, tables.Volume, volume_id, {"status": VolumeStatus.CREATING, "host": None},
-                    {"status": VolumeStatus.ERROR,
-                     "error_reason": f"not placed within {self.max_age:.0f} s: a service was lost"})
+                failed += fail_unplaced_create(session, volume_id,
+                                               f"not placed within {self.max_age:.0f} s: a service was lost")
+            self._rescheduled.pop(volume_id, None)
         if failed:
             LOG.warning("failed %d create(s) that no volume service took within %.0f s", failed, self.max_age)
         return failed
+
+    def _reschedule(self, volume_id: str, still_stale: Any) -> None:
+        assert self.scheduler is not None
+        with self.db.write() as session:
+            # Taken by touching it (updated_at), so no other scheduler's sweeper sends it too.
+            if not compare_and_swap(session, tables.Volume, volume_id, transitions.UNPLACED_CREATE, {}, still_stale):
+                return
+            volume = load_volume(session, volume_id)
+            assert volume is not None
+            spec = _spec_of(session, volume)
+            context = RequestContext(volume.user_id, volume.project_id, is_admin=False, roles=("member",))
+        self._rescheduled[volume_id] = self._rescheduled.get(volume_id, 0) + 1
+        LOG.warning("volume %s: no volume service took its create within %.0f s; scheduling it again (%d of %d)",
+                    volume_id, self.max_age, 1 + self._rescheduled[volume_id], self.max_attempts)
+        try:
+            self.scheduler.create_volume(context, spec)
+        except ServiceUnavailable as error:  # still unplaced and touched: the next round sees it again
+            LOG.warning("volume %s: could not reschedule: %s", volume_id, error.message)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -114,6 +143,50 @@ class UnplacedSweeper:
                 self.sweep()
             except Exception:  # the database may be away; next round
                 LOG.exception("sweeping unplaced creates failed")
+
+
+def _spec_of(session: Any, volume: tables.Volume) -> RequestSpec:
+    """The scheduler's request for a create, rebuilt from its row (as domain/volumes.py made it)."""
+    required = None
+    if volume.snapshot_id:
+        snapshot = session.get(tables.Snapshot, volume.snapshot_id)
+        source = session.get(tables.Volume, snapshot.volume_id) if snapshot is not None else None
+        required = source.host if source is not None else None
+    elif volume.source_volid:
+        source = session.get(tables.Volume, volume.source_volid)
+        required = source.host if source is not None else None
+    elif volume.group_id:
+        group = session.get(gt.Group, volume.group_id)
+        required = group.host if group is not None else None
+    return RequestSpec(volume_id=volume.id, size_gb=volume.size, project_id=volume.project_id,
+                       volume_type_id=volume.volume_type_id, extra_specs=volume.volume_type.specs(),
+                       availability_zone=volume.availability_zone, required_backend=required,
+                       snapshot_id=volume.snapshot_id, source_volume_id=volume.source_volid)
+
+
+class StaleSweeper:
+    """A volume service's periodic sweep (volume/recovery.py `sweep`): every periodic_interval, what
+    sat in a transient state for transient_state_timeout seconds with nothing working on it is
+    settled by checking storage, not only at the next start."""
+
+    def __init__(self, manager: VolumeManager, max_age: float, interval: float) -> None:
+        self.manager, self.max_age, self.interval = manager, max_age, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stale-sweeper", daemon=True)
+
+    def start(self) -> None:
+        if self.max_age > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.manager.sweep_stale(self.max_age)
+            except Exception:  # the database may be away; next round
+                LOG.exception("sweeping stale transient states of %s failed", self.manager.backend.service_host)
 
 
 class SchedulerService(RpcServer):
@@ -141,7 +214,8 @@ def start_scheduler(settings: Settings, db: Database, transport: Transport,
         VolumeClient(transport).publish_capabilities(ADMIN_CONTEXT)
     except ServiceUnavailable as error:  # reports come anyway every backend_stats_polling_interval
         LOG.warning("could not ask for capability reports: %s", error.message)
-    sweeper = UnplacedSweeper(db, settings.service_down_time, settings.report_interval)
+    sweeper = UnplacedSweeper(db, settings.service_down_time, settings.report_interval, SchedulerClient(transport),
+                              settings.scheduler.max_attempts)
     sweeper.start()
     return SchedulerService(server, sweeper)
 
@@ -159,6 +233,7 @@ class VolumeService:
         self.transport = transport
         self.workers = settings.volume_workers_per_backend
         self.server: RpcServer | None = None
+        self.sweeper = StaleSweeper(self.manager, settings.transient_state_timeout, settings.periodic_interval)
 
     def start(self, heartbeat: Heartbeat) -> None:
         # Listed before the driver starts, so a backend that fails to start shows as down.
@@ -180,10 +255,12 @@ class VolumeService:
         except ServiceUnavailable as error:  # the periodic reporter tries again
             LOG.warning("first capability report of %s failed: %s", self.backend.service_host, error.message)
         self.manager.reporter.start()
+        self.sweeper.start()
         heartbeat.add(self.backend.service_host, "cinder-volume")
         LOG.info("volume service %s started (%s)", self.backend.service_host, type(driver).__name__)
 
     def stop(self) -> None:
+        self.sweeper.stop()
         self.manager.reporter.stop()
         if self.server is not None:
             self.server.stop()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db.cas import fail_unplaced_create
 from cinderblock.db.engine import Database
 from cinderblock.domain import messages
 from cinderblock.model import transitions
@@ -122,13 +122,11 @@ class SchedulerManager:
         """The volume goes to `error`; the project gets a user message saying why."""
         reason = f"No valid backend was found. No backend satisfied the request: {why}."
         LOG.warning("volume %s (%d GiB): %s", request.volume_id, request.size_gb, reason)
-        t = transitions.VOLUME_CREATE
         with self.db.write() as session:
             last_error = session.scalar(select(tables.Volume.error_reason).where(
                 tables.Volume.id == request.volume_id))
             admin_reason = f"{reason} Last error: {last_error}" if request.attempted and last_error else reason
-            if compare_and_swap(session, tables.Volume, request.volume_id, {"status": t.transient, "host": None},
-                                {"status": t.failure, "error_reason": admin_reason[:1000]}):
+            if fail_unplaced_create(session, request.volume_id, admin_reason):
                 messages.record(session, request.project_id, context.request_id, request.volume_id,
                                 messages.SCHEDULE_ALLOCATE_VOLUME, messages.NO_BACKEND, reason,
                                 self.settings.message_ttl)

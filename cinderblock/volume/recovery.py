@@ -12,34 +12,45 @@ mistaken for an orphan. Then:
 
     volume  creating   storage exists → available, else error
             deleting   the delete runs again (idempotent)
-            extending  storage already at a larger size → that size and the previous status,
-                       else error_extending
+            extending  the size asked for (`requested_size`, charged to quota) already on storage
+                       → that size and the previous status; else the extend runs again (a
+                       failure then gives the charge back). A row from before `requested_size`:
+                       storage at a larger size → that size, else error_extending
             reverting  error (the bytes may be either version); its snapshot goes back to available
             attaching  in-use when it has attachments, else available (a reservation died with us)
             detaching  in-use when it still has attachments, else available and the export removed
     snapshot creating  storage exists → available, else error
             deleting   the delete runs again
             restoring  available
+    group    creating   (no storage of its own) error when a member's creation failed, else available
+             updating   available: the membership is what the rows say (one transaction)
+             deleting   the delete runs again (its members' deletes ran just before)
+    group snapshot creating | updating  available when every member snapshot is, else error
+             deleting   the delete runs again (its members' deletes ran just before)
     group replication  enabling | disabling | failing-over (an API 3.38 action the crash cut off)
             → error, the group and its members alike: the driver may have done part of it, and
             the admin can disable or fail over again from error
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
+from cinderblock.model import transitions
 from cinderblock.model import transitions as t
+from cinderblock.model.group_states import GroupSnapshotStatus, GroupStatus
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.volume.driver import SnapshotRef, StorageListing, VolumeRef
-from cinderblock.volume.workflows import delete, snapshot
+from cinderblock.volume.workflows import delete, extend, groups, snapshot
 from cinderblock.volume.workflows.common import WorkflowDeps, volume_ref
 
 LOG = logging.getLogger(__name__)
@@ -49,13 +60,63 @@ HAS_STORAGE = frozenset({VolumeStatus.AVAILABLE, VolumeStatus.IN_USE, VolumeStat
 CHUNK = 500  # ids per IN (...) query
 
 
+# Set while the periodic sweep runs (one sweep at a time per process, see `sweep`).
+_CUTOFF: list[dt.datetime | None] = [None]
+_WHY = ["recovered after restart"]
+_SWEEP_LOCK = threading.Lock()
+# What the periodic sweep settles: states only a volume service's own work leaves (attaching and
+# detaching wait on a client, and are settled at start-up only).
+SWEPT_VOLUME_STATES = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING, VolumeStatus.REVERTING)
+SWEPT_SNAPSHOT_STATES = (SnapshotStatus.CREATING, SnapshotStatus.DELETING, SnapshotStatus.RESTORING)
+
+
+def _changed(table: Any) -> Any:
+    return func.coalesce(table.updated_at, table.created_at)
+
+
+def sweep(deps: WorkflowDeps, max_age: float, busy: Callable[[str], bool]) -> None:
+    """Periodic: what is in a transient state on this backend, unchanged for `max_age` seconds and
+    not held by an operation of this process (`busy(id)`), is settled by the start-up rules, checking
+    storage. Work that stalled (a database that came back, a message handled twice...) ends there
+    instead of staying `creating` for ever. No orphan removal: that is for a start-up."""
+    with _SWEEP_LOCK:
+        _CUTOFF[0], _WHY[0] = tables.utcnow() - dt.timedelta(seconds=max_age), "settled after a stall"
+        try:
+            _settle(deps, _CUTOFF[0], busy, orphans=False)
+        finally:
+            _CUTOFF[0], _WHY[0] = None, "recovered after restart"
+
+
 def recover(deps: WorkflowDeps) -> None:
+    with _SWEEP_LOCK:
+        _settle(deps, None, lambda _: False, orphans=True)
+
+
+def _settle(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callable[[str], bool], orphans: bool) -> None:
     listing = deps.driver.list_storage()
     prefix = deps.backend.service_host
     with deps.db.read() as session:
-        volumes = list(session.scalars(select(tables.Volume).where(
-            (tables.Volume.host == prefix) | tables.Volume.host.like(f"{prefix}#%"))))
-        snapshots = list(_in_chunks(session, tables.Snapshot, tables.Snapshot.volume_id, [v.id for v in volumes]))
+        query = select(tables.Volume).where((tables.Volume.host == prefix) | tables.Volume.host.like(f"{prefix}#%"))
+        if cutoff is not None:
+            query = query.where(tables.Volume.status.in_(SWEPT_VOLUME_STATES), _changed(tables.Volume) < cutoff)
+        # A member is busy while its group's operation runs, a snapshot while its volume's does.
+        volumes = [v for v in session.scalars(query) if not busy(v.id) and not (v.group_id and busy(v.group_id))]
+        if cutoff is None:
+            snapshots = list(_in_chunks(session, tables.Snapshot, tables.Snapshot.volume_id, [v.id for v in volumes]))
+        else:
+            snapshots = [s for s in session.scalars(select(tables.Snapshot).join(
+                tables.Volume, tables.Volume.id == tables.Snapshot.volume_id).where(
+                (tables.Volume.host == prefix) | tables.Volume.host.like(f"{prefix}#%"),
+                tables.Snapshot.status.in_(SWEPT_SNAPSHOT_STATES), _changed(tables.Snapshot) < cutoff))
+                if not (busy(s.id) or busy(s.volume_id) or (s.group_snapshot_id and busy(s.group_snapshot_id)))]
+    if cutoff is not None:
+        for volume in volumes:
+            _recover_volume(deps, volume, listing)
+        for snap in snapshots:
+            _recover_snapshot(deps, snap, listing)
+        _recover_group_snapshots(deps, cutoff, busy)
+        _recover_groups(deps, cutoff, busy)
+        return
     # Orphans are judged now, before the transient rows are settled (a rerun delete removes rows).
     volume_rows = _existing(deps, tables.Volume, set(listing.volumes) | set(listing.exports))
     snapshot_rows = _existing(deps, tables.Snapshot, listing.snapshots)
@@ -63,8 +124,12 @@ def recover(deps: WorkflowDeps) -> None:
         _recover_volume(deps, volume, listing)
     for snap in snapshots:
         _recover_snapshot(deps, snap, listing)
+    # After their members: a group's outcome is read from its members' settled rows.
+    _recover_group_snapshots(deps, None, busy)
+    _recover_groups(deps, None, busy)
     _recover_group_replication(deps)
-    _remove_orphans(deps, listing, volume_rows, snapshot_rows)
+    if orphans:
+        _remove_orphans(deps, listing, volume_rows, snapshot_rows)
 
 
 REPLICATION_TRANSIENT = ("enabling", "disabling", "failing-over")
@@ -93,10 +158,12 @@ def _in_chunks(session: Any, table: Any, column: Any, values: list[str]) -> Iter
 
 def _set(deps: WorkflowDeps, table: type, ident: str, expected: str, status: str, reason: str,
          **values: Any) -> None:
-    LOG.warning("recovery: %s %s %s → %s (%s)", table.__name__, ident, expected, status, reason)
+    # In the periodic sweep: only a row still unchanged since it was found stale (no claim meanwhile).
+    conditions = [_changed(table) < _CUTOFF[0]] if _CUTOFF[0] is not None else []
     with deps.db.write() as session:
-        compare_and_swap(session, table, ident, {"status": expected},
-                         {"status": status, "error_reason": f"recovered after restart: {reason}", **values})
+        if compare_and_swap(session, table, ident, {"status": expected},
+                            {"status": status, "error_reason": f"{_WHY[0]}: {reason}", **values}, *conditions):
+            LOG.warning("recovery: %s %s %s → %s (%s)", table.__name__, ident, expected, status, reason)
 
 
 def _recover_volume(deps: WorkflowDeps, volume: tables.Volume, listing: StorageListing) -> None:
@@ -110,7 +177,15 @@ def _recover_volume(deps: WorkflowDeps, volume: tables.Volume, listing: StorageL
     elif status == VolumeStatus.DELETING:
         LOG.warning("recovery: Volume %s deleting: the delete runs again", volume.id)
         delete.delete_volume(deps, volume.id)
-    elif status == VolumeStatus.EXTENDING:
+    elif status == VolumeStatus.EXTENDING and volume.requested_size is not None:
+        requested = volume.requested_size
+        if stored is not None and stored >= requested * GiB:
+            _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
+                 "extend had completed on storage", size=requested, requested_size=None)
+        else:  # the quota for it is charged: finish it (a failure gives the charge back)
+            LOG.warning("recovery: Volume %s extending: the extend to %d GiB runs again", volume.id, requested)
+            extend.extend_volume(deps, volume.id, requested)
+    elif status == VolumeStatus.EXTENDING:  # a row from before requested_size was kept
         if stored is not None and stored > volume.size * GiB:
             _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
                  "extend had completed on storage", size=math.ceil(stored / GiB))
@@ -142,6 +217,61 @@ def _recover_snapshot(deps: WorkflowDeps, snap: tables.Snapshot, listing: Storag
         _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.AVAILABLE, "revert interrupted")
     elif snap.status == SnapshotStatus.AVAILABLE and not stored:
         _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.ERROR, "its storage is missing")
+
+
+def _on_this_host(deps: WorkflowDeps) -> Any:
+    prefix = deps.backend.service_host
+    return (gt.Group.host == prefix) | gt.Group.host.like(f"{prefix}#%")
+
+
+def _set_group_row(deps: WorkflowDeps, table: type, ident: str, expected: str, status: str, reason: str) -> None:
+    _set(deps, table, ident, expected, status, reason)
+
+
+def _stale(table: Any, cutoff: dt.datetime | None) -> list[Any]:
+    return [] if cutoff is None else [_changed(table) < cutoff]
+
+
+def _recover_group_snapshots(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callable[[str], bool]) -> None:
+    create, delete_ = transitions.GROUP_SNAPSHOT_CREATE, transitions.GROUP_SNAPSHOT_DELETE
+    with deps.db.read() as session:
+        rows = [(ident, status) for ident, status in session.execute(
+            select(gt.GroupSnapshot.id, gt.GroupSnapshot.status).join(
+                gt.Group, gt.Group.id == gt.GroupSnapshot.group_id).where(
+                _on_this_host(deps), gt.GroupSnapshot.status.in_(
+                    [create.transient, GroupSnapshotStatus.UPDATING, delete_.transient]),
+                *_stale(gt.GroupSnapshot, cutoff))).all() if not busy(ident)]
+        members = {ident: list(session.scalars(select(tables.Snapshot.status).where(
+            tables.Snapshot.group_snapshot_id == ident))) for ident, _ in rows}
+    for ident, status in rows:
+        if status == delete_.transient:
+            LOG.warning("recovery: GroupSnapshot %s deleting: the delete runs again", ident)
+            groups.delete_group_snapshot(deps, ident)
+        elif members[ident] and set(members[ident]) == {SnapshotStatus.AVAILABLE}:
+            _set_group_row(deps, gt.GroupSnapshot, ident, status, create.success, "every member snapshot exists")
+        else:
+            _set_group_row(deps, gt.GroupSnapshot, ident, status, create.failure,
+                           f"member snapshots {', '.join(sorted(set(members[ident]))) or 'missing'}")
+
+
+def _recover_groups(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callable[[str], bool]) -> None:
+    create, update_, delete_ = transitions.GROUP_CREATE, transitions.GROUP_UPDATE, transitions.GROUP_DELETE
+    with deps.db.read() as session:
+        rows = [(ident, status) for ident, status in session.execute(select(gt.Group.id, gt.Group.status).where(
+            _on_this_host(deps), gt.Group.status.in_([create.transient, update_.transient, delete_.transient]),
+            *_stale(gt.Group, cutoff))).all() if not busy(ident)]
+        failed = {ident: session.scalar(select(func.count()).where(
+            tables.Volume.group_id == ident, tables.Volume.status == VolumeStatus.ERROR)) for ident, _ in rows}
+    for ident, status in rows:
+        if status == delete_.transient:
+            LOG.warning("recovery: Group %s deleting: the delete runs again", ident)
+            groups.delete_group(deps, ident)
+        elif status == update_.transient:
+            _set_group_row(deps, gt.Group, ident, status, update_.success, "update interrupted; members as listed")
+        elif failed[ident]:
+            _set_group_row(deps, gt.Group, ident, status, create.failure, f"{failed[ident]} member(s) not created")
+        else:
+            _set_group_row(deps, gt.Group, ident, status, create.success, "nothing left to create")
 
 
 def _remove_orphans(deps: WorkflowDeps, listing: StorageListing, volume_rows: set[str],

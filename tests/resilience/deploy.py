@@ -90,7 +90,8 @@ class Deployment:
     """The three services of one cloud, each a `python -m cinderblock <service>` process."""
 
     def __init__(self, workdir: Path, database_url: str, vhost: str, api_workers: int = 1,
-                 extra_config: str = "", host: str = "scaleout", port: int | None = None) -> None:
+                 extra_config: str = "", host: str = "scaleout", port: int | None = None,
+                 transport_url: str | None = None) -> None:
         self.workdir = workdir
         self.state = workdir / "state"
         self.port = port or free_port()
@@ -99,7 +100,7 @@ class Deployment:
         self.database_url = database_url
         self.config.write_text(
             f"[DEFAULT]\nstate_path = {self.state}\nhost = {host}\n"
-            f"transport_url = rabbit://guest:guest@127.0.0.1:5672/{vhost}\n"
+            f"transport_url = {transport_url or f'rabbit://guest:guest@127.0.0.1:5672/{vhost}'}\n"
             f"osapi_volume_listen_port = {self.port}\nosapi_volume_workers = {api_workers}\n"
             f"{extra_config}\n[database]\nconnection = {database_url}\n")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -14,6 +14,7 @@ done is never forgotten because the database blinked.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +31,17 @@ from cinderblock.volume.driver import ModelUpdate, SnapshotRef, VolumeDriver, Vo
 
 LOG = logging.getLogger(__name__)
 R = TypeVar("R")
-# How long a workflow keeps retrying a database step before giving up (recovery then settles it).
-DB_RETRY_SECONDS = 60.0
+# How long a workflow keeps retrying a database step before giving up; None: until it answers. Work
+# taken from the broker was acknowledged when read, so giving up would drop it: casts wait forever
+# (the periodic sweep, volume/recovery.py, settles what a stopped process still left behind).
+DB_RETRY_SECONDS: float | None = None
 
 
-def retry_db(action: Callable[[], R], what: str, budget: float = DB_RETRY_SECONDS) -> R:
-    """action(), run again with backoff while the database is unreachable, for up to budget seconds."""
-    deadline, delay = time.monotonic() + budget, 0.2
+def retry_db(action: Callable[[], R], what: str, budget: float | None = DB_RETRY_SECONDS) -> R:
+    """action(), run again with backoff while the database is unreachable, for up to budget seconds
+    (None: until it is reachable). Each run must be safe to repeat: a commit whose answer was lost
+    may have happened."""
+    deadline, delay = (math.inf if budget is None else time.monotonic() + budget), 0.2
     while True:
         try:
             return action()

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from cinderblock.db import tables
@@ -36,12 +37,19 @@ def create_volume(deps: WorkflowDeps, volume_id: str, pool: str | None, spec: Re
                   reschedule: Callable[[RequestSpec], None] | None = None) -> None:
     """`reschedule(spec)` hands a create the driver failed back to the scheduler (see _give_up)."""
     host = f"{deps.backend.service_host}#{pool}" if pool else deps.backend.service_host
-    with deps.db.write() as session:
+
+    def claim() -> bool:
         # Take the volume for this backend (its zone is the backend's); one deleted meanwhile is skipped.
-        if not compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient, "host": None},
-                                {"host": host, "availability_zone": deps.backend.availability_zone}):
-            LOG.info("volume %s is no longer waiting to be created; skipped", volume_id)
-            return
+        # Already ours counts too: a commit whose answer the database connection lost did happen, and
+        # this message is then run again (retry_db) — it must go on, not leave the volume `creating`.
+        with deps.db.write() as session:
+            return compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient},
+                                    {"host": host, "availability_zone": deps.backend.availability_zone},
+                                    or_(tables.Volume.host.is_(None), tables.Volume.host == host))
+
+    if not retry_db(claim, f"create of volume {volume_id}", budget=None):
+        LOG.info("volume %s is no longer waiting to be created; skipped", volume_id)
+        return
     try:
         # A database blink here is no failure of the backend's: wait for it (nothing was done yet).
         source_lock, job = retry_db(lambda: _read_job(deps, volume_id), f"create of volume {volume_id}")

@@ -1,12 +1,22 @@
-"""Extend a volume. The quota for the new size was taken by the domain; a failure gives it back."""
+"""Extend a volume. The quota for the new size was taken by the domain, which also stored the size
+asked for (`requested_size`); a failure gives the charge back in the same transaction as the status,
+so no crash can leave one without the other."""
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy import select
+
 from cinderblock.db import tables
+from cinderblock.db.cas import compare_and_swap
 from cinderblock.db.loading import load_volume
 from cinderblock.db.repos import quotas
 from cinderblock.model import transitions
 from cinderblock.model.usage import extend_usage
-from cinderblock.volume.workflows.common import WorkflowDeps, fail, retry_db, succeed, volume_lock, volume_ref
+from cinderblock.volume.workflows.common import WorkflowDeps, retry_db, succeed, volume_lock, volume_ref
+
+LOG = logging.getLogger(__name__)
+T = transitions.VOLUME_EXTEND
 
 
 def extend_volume(deps: WorkflowDeps, volume_id: str, new_size: int) -> None:
@@ -15,24 +25,39 @@ def extend_volume(deps: WorkflowDeps, volume_id: str, new_size: int) -> None:
 
 
 def _extend_volume(deps: WorkflowDeps, volume_id: str, new_size: int) -> None:
-    t = transitions.VOLUME_EXTEND
     with deps.db.read() as session:
         volume = load_volume(session, volume_id)
-        if volume is None or volume.status != t.transient:
+        if volume is None or volume.status != T.transient:
             return
         ref, previous = volume_ref(volume), volume.previous_status
-        usage = extend_usage(new_size - volume.size, volume.volume_type.name)
-        project_id = volume.project_id
     try:
         deps.driver.extend_volume(ref, new_size)
     except Exception as error:
-        fail(deps.db, tables.Volume, volume_id, t, error)
-
-        def release() -> None:
-            with deps.db.write() as session:
-                quotas.release(session, project_id, usage)
-
-        retry_db(release, f"extend of volume {volume_id}")
+        LOG.error("extend of volume %s failed: %s", volume_id, error, exc_info=error)
+        fail_extend(deps, volume_id, f"{type(error).__name__}: {error}", new_size)
         return
-    succeed(deps.db, tables.Volume, volume_id, t, previous, {"size": new_size})
+    succeed(deps.db, tables.Volume, volume_id, T, previous, {"size": new_size, "requested_size": None})
     deps.stats_changed()
+
+
+def fail_extend(deps: WorkflowDeps, volume_id: str, reason: str, new_size: int | None = None) -> bool:
+    """extending → error_extending, and the quota charged for the extend released, in one transaction.
+    The size comes from the row (`requested_size`); `new_size` only for a row written before it existed."""
+
+    def write() -> bool:
+        with deps.db.write() as session:
+            row = session.execute(select(tables.Volume.size, tables.Volume.requested_size, tables.Volume.project_id,
+                                         tables.VolumeType.name).join(tables.VolumeType)
+                                  .where(tables.Volume.id == volume_id)).first()
+            if row is None:
+                return False
+            size, requested, project_id, type_name = row
+            if not compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient},
+                                    {"status": T.failure, "error_reason": reason[:1000], "requested_size": None}):
+                return False
+            wanted = requested if requested is not None else new_size
+            if wanted is not None and wanted > size:
+                quotas.release(session, project_id, extend_usage(wanted - size, type_name))
+            return True
+
+    return retry_db(write, f"extend of volume {volume_id}")

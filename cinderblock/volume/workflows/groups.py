@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from cinderblock.db import group_tables as gt
@@ -58,10 +58,12 @@ def update_group(deps: WorkflowDeps, group_id: str, add_volumes: list[str], remo
             return
         cg_id = group_id if group.group_type.name == CG_GROUP_TYPE else None
         for volume_id in add_volumes:
-            # Checked again here: the volume may have changed since the API looked.
+            # Checked again here: the volume may have changed since the API looked. Already a member:
+            # this update runs again after a commit whose answer was lost (retry_db).
             if not compare_and_swap(session, tables.Volume, volume_id,
-                                    {"status": {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}, "group_id": None},
-                                    {"group_id": group_id, "consistencygroup_id": cg_id}):
+                                    {"status": {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}},
+                                    {"group_id": group_id, "consistencygroup_id": cg_id},
+                                    or_(tables.Volume.group_id.is_(None), tables.Volume.group_id == group_id)):
                 failed.append(volume_id)
         for volume_id in remove_volumes:
             compare_and_swap(session, tables.Volume, volume_id, {"group_id": group_id},
