@@ -172,7 +172,8 @@ def _progress_log(host: str) -> Callable[[int], None]:
 
 def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
             replicated: Sequence[tables.Volume], others: Sequence[tables.Volume], failback: bool) -> None:
-    """Service row first (the driver has switched), then every volume row in one transaction."""
+    """The service row and every volume row in one transaction (the driver has switched): nobody reads a
+    failed-over service whose volumes still say enabled."""
     if result.active_backend_id is None:
         service_values: dict[str, Any] = {
             "replication_status": R.ENABLED, "active_backend_id": None, "disabled": service.frozen,
@@ -180,17 +181,20 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
     else:
         service_values = {"replication_status": R.FAILED_OVER, "active_backend_id": result.active_backend_id,
                           "disabled": True, "disabled_reason": FAILED_OVER_REASON}
-    if not _update_service(deps, {"replication_status": R.FAILING_OVER}, service_values):
-        LOG.error("service row of %s changed during the failover; volume rows not updated",
-                  deps.backend.service_host)
-        return
     outcomes = {u.volume_id: u for u in result.volumes}
     switched_to = R.ENABLED if result.active_backend_id is None else R.FAILED_OVER
     restorable = {v.id for v in others if failback and _primary_has(deps, v)}
     stored_snapshots = _stored_snapshots(deps) if failback else frozenset()
 
-    def write() -> None:
+    def write() -> bool:
         with deps.db.write() as session:
+            ident = session.scalar(select(tables.Service.id).where(*_service_filter(deps)))
+            if ident is None or not compare_and_swap(session, tables.Service, ident,
+                                                     {"replication_status": R.FAILING_OVER}, service_values):
+                # Done already when a commit's answer was lost and this is the retry; else someone else
+                # changed the row.
+                row = session.get(tables.Service, ident) if ident is not None else None
+                return row is not None and all(getattr(row, k) == v for k, v in service_values.items())
             for volume in replicated:
                 outcome = outcomes.get(volume.id) or VolumeFailover(volume.id, ok=False,
                                                                     error="the driver returned nothing for it")
@@ -210,7 +214,10 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
                 or_(gt.Group.host == host, gt.Group.host.like(f"{host}#%")),
                 gt.Group.replication_status.in_((R.ENABLED, R.FAILED_OVER)),
             ).values(replication_status=switched_to))
-    retry_db(write, f"volume rows of the failover of {deps.backend.service_host}")
+            return True
+    if not retry_db(write, f"service and volume rows of the failover of {deps.backend.service_host}"):
+        LOG.error("service row of %s changed during the failover; volume rows not updated",
+                  deps.backend.service_host)
 
 
 def _apply_outcome(session: Any, volume: tables.Volume, outcome: VolumeFailover, switched_to: str) -> None:
