@@ -25,25 +25,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cinderblock.devtools import launch
+
+_free_port, _alive = launch.free_port, launch.alive
 REPO = Path(__file__).resolve().parents[2]
 TEMPEST_PACKAGES = ("tempest==47.0.0", "cinder-tempest-plugin==1.23.0")
 DEFAULT_REGEX = r"^(tempest\.api\.volume|cinder_tempest_plugin\.api)"
@@ -91,36 +92,13 @@ def tempest_venv() -> Path:
     return Path(os.environ.get("CINDERBLOCK_TEMPEST_VENV") or REPO / ".venv-tempest")
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_tempest(venv: Path) -> Path:
-    stamp = venv / (".installed-" + "-".join(TEMPEST_PACKAGES).replace("==", "_"))
-    if stamp.exists():
-        return venv
-    with _locked(venv.parent / f".{venv.name}.lock"):
-        if stamp.exists():
-            return venv
-        python = venv / "bin" / "python"
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        _say(f"installing {' '.join(TEMPEST_PACKAGES)} into {venv} (first run only)")
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                               *TEMPEST_PACKAGES], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise ConformanceError(f"pip install {' '.join(TEMPEST_PACKAGES)} failed: {done.stderr.strip()[-3000:]}")
-        subprocess.run([str(python), "-c", "import tempest, cinder_tempest_plugin, subunit"], check=True)
-        for old in venv.glob(".installed-*"):
-            old.unlink()
-        stamp.touch()
-    return venv
+    return launch.ensure_venv(venv, TEMPEST_PACKAGES, "import tempest, cinder_tempest_plugin, subunit",
+                              "-".join(TEMPEST_PACKAGES).replace("==", "_"), ConformanceError, _say)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return launch.tail(path, lines)
 
 
 # -- expected failures ------------------------------------------------------------------------------
@@ -169,12 +147,6 @@ def test_name(test_id: str) -> str:
 
 # -- small HTTP and process helpers -----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str, token: str | None = None, timeout: float = 10.0) -> tuple[int, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if token:
@@ -184,18 +156,6 @@ def _get(url: str, token: str | None = None, timeout: float = 10.0) -> tuple[int
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return False
 
 
 def _stop_group(pid: int, timeout: float = 15.0) -> None:
@@ -210,13 +170,6 @@ def _stop_group(pid: int, timeout: float = 15.0) -> None:
     if _alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # -- cinderblock ------------------------------------------------------------------------------------

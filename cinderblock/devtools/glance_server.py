@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -31,12 +30,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+try:
+    from cinderblock.devtools import launch
+except ImportError:  # run as a script under its own venv's Python, where cinderblock is not installed
+    import launch  # type: ignore[no-redef]
+
+_free_port, _alive, _wait_dead, _tail = launch.free_port, launch.alive, launch.wait_dead, launch.tail
 
 if TYPE_CHECKING:
     from cinderblock.devtools.keystone_server import Keystone
@@ -130,40 +135,11 @@ paste.filter_factory = glance.api.middleware.context:ContextMiddleware.factory
 
 # -- the glance venv --------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_venv(venv: Path | None = None) -> Path:
     """The venv with PyPI glance (created on first use, then reused through a stamp file)."""
-    venv = venv or default_venv()
-    stamp = venv / f".installed-glance-{GLANCE_VERSION}"
-    if stamp.exists():
-        return venv
-    with _locked(venv.parent / f".{venv.name}.lock"):
-        if stamp.exists():
-            return venv
-        python = venv / "bin" / "python"
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        print(f"installing glance=={GLANCE_VERSION} into {venv} (first run only, about a minute)", file=sys.stderr)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                               f"glance=={GLANCE_VERSION}"], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise GlanceError(f"pip install glance=={GLANCE_VERSION} failed: {done.stderr.strip()[-3000:]}")
-        subprocess.run([str(python), "-c", "import glance.common.wsgi_app, keystonemiddleware.auth_token"],
-                       check=True, capture_output=True)
-        for old in venv.glob(".installed-glance-*"):
-            old.unlink()
-        stamp.touch()
-    return venv
+    return launch.ensure_venv(venv or default_venv(), [f"glance=={GLANCE_VERSION}"],
+                              "import glance.common.wsgi_app, keystonemiddleware.auth_token",
+                              f"glance-{GLANCE_VERSION}", GlanceError, lambda line: print(line, file=sys.stderr))
 
 
 # -- HTTP and process helpers (standard library only) -----------------------------------------------
@@ -171,54 +147,8 @@ def ensure_venv(venv: Path | None = None) -> Path:
 def _request(url: str, method: str = "GET", body: bytes | Mapping[str, Any] | None = None,
              token: str | None = None, content_type: str = "application/json",
              timeout: float = 60.0) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", content_type)
-    if token:
-        request.add_header("X-Auth-Token", token)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 -- loopback URL
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        try:
-            return error.code, json.loads(raw) if raw else None
-        except ValueError:
-            return error.code, raw.decode(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
+    status, _, answer = launch.request(url, method, body, token, content_type, timeout)
+    return status, answer
 
 
 def _pid(root: Path) -> int | None:
@@ -227,13 +157,6 @@ def _pid(root: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if _alive(pid) else None
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # -- start, register, stop --------------------------------------------------------------------------

@@ -21,21 +21,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    from cinderblock.devtools import launch
+except ImportError:  # run as a script under its own venv's Python, where cinderblock is not installed
+    import launch  # type: ignore[no-redef]
+
+_request, _free_port, _alive = launch.request, launch.free_port, launch.alive
+_wait_dead, _tail = launch.wait_dead, launch.tail
 
 KEYSTONE_VERSION = "30.0.0"
 REPO = Path(__file__).resolve().parents[2]
@@ -160,65 +165,13 @@ enforce_scope = false
 
 # -- the keystone venv ------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def ensure_venv(venv: Path | None = None, quiet: bool = True) -> Path:
+def ensure_venv(venv: Path | None = None) -> Path:
     """The venv with PyPI keystone (created on first use, then reused through a stamp file)."""
-    venv = venv or default_venv()
-    stamp = venv / f".installed-keystone-{KEYSTONE_VERSION}"
-    if stamp.exists():
-        return venv
-    with _locked(venv.parent / f".{venv.name}.lock"):
-        if stamp.exists():
-            return venv
-        python = venv / "bin" / "python"
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        print(f"installing keystone=={KEYSTONE_VERSION} into {venv} (first run only, about a minute)",
-              file=sys.stderr)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                               f"keystone=={KEYSTONE_VERSION}"], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise KeystoneError(f"pip install keystone=={KEYSTONE_VERSION} failed: {done.stderr.strip()[-3000:]}")
-        subprocess.run([str(python), "-c", "import keystone.server.wsgi"], check=True, capture_output=True)
-        for old in venv.glob(".installed-keystone-*"):
-            old.unlink()
-        stamp.touch()
-    return venv
+    return launch.ensure_venv(venv or default_venv(), [f"keystone=={KEYSTONE_VERSION}"], "import keystone.server.wsgi",
+                              f"keystone-{KEYSTONE_VERSION}", KeystoneError, lambda line: print(line, file=sys.stderr))
 
 
 # -- HTTP helpers (standard library only) -----------------------------------------------------------
-
-def _request(url: str, method: str = "GET", body: Mapping[str, Any] | None = None, token: str | None = None,
-             timeout: float = 30.0) -> tuple[int, dict[str, str], Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("X-Auth-Token", token)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 -- loopback URL
-            raw = response.read()
-            return response.status, dict(response.headers), json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return error.code, dict(error.headers), parsed
-
 
 def issue_token(auth_url: str, username: str, password: str, project: str, domain: str = DOMAIN) -> str:
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
@@ -303,37 +256,6 @@ class _Admin:
 
 # -- process control --------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
-
-
 def _pid(root: Path) -> int | None:
     try:
         pid = int(_paths(root)["pid"].read_text().strip())
@@ -347,13 +269,6 @@ def _manage(venv: Path, conf: Path, *args: str) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=conf.parent)
     if done.returncode != 0:
         raise KeystoneError(f"keystone-manage {args[0]} failed ({done.returncode}): {done.stderr.strip()[-3000:]}")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def running(root: Path | str) -> Keystone | None:
