@@ -42,7 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cinderblock.devtools import launch
+try:
+    from cinderblock.devtools import launch
+except ImportError:  # run as a script under the Tempest venv's Python (reading the subunit stream)
+    import launch  # type: ignore[no-redef]
 
 _free_port, _alive = launch.free_port, launch.alive
 REPO = Path(__file__).resolve().parents[2]
