@@ -343,8 +343,8 @@ def test_failover_attached_members_and_sdk_body(rcloud: Cloud) -> None:
     assert shown["replication_status"] == "failed-over"
     assert [(v["status"], v["replication_status"]) for v in map(lambda i: volume(cloud, i), ids)] == [
         ("in-use", "failed-over"), ("available", "failed-over")]
-    # The driver picks the target when none is named.
-    assert driver(cloud).calls[-1] == ("failover_group", group["id"])
+    # The driver picks the target when none is named (its stats reporter may have called it since).
+    assert ("failover_group", group["id"]) in driver(cloud).calls
 
 
 def test_failover_invalid_target_changes_nothing(rcloud: Cloud) -> None:
