@@ -3,6 +3,7 @@
 SchedulerClient (topic cinder-scheduler)
     1.0  create_volume, update_service_capabilities, get_pools
     1.1  create_group
+    1.2  update_service_capabilities(reported_at=...), capacity_freed (fan-out)
 VolumeClient (topic cinder-volume, server host@backend)
     1.0  create_volume, delete_volume, extend_volume, create_snapshot, delete_snapshot,
          revert_to_snapshot, initialize_connection, terminate_connection, attach_volume,
@@ -32,9 +33,17 @@ class SchedulerClient:
         self._transport.cast(SCHEDULER_TOPIC, None, "create_volume", context.to_wire(), spec=spec.to_wire())
 
     def update_service_capabilities(self, context: RequestContext, service_host: str,
-                                    capabilities: dict[str, Any]) -> None:
+                                    capabilities: dict[str, Any], reported_at: float | None = None) -> None:
+        """reported_at: when the stats were read (the volume service's clock; see capacity_freed)."""
         self._transport.fanout(SCHEDULER_TOPIC, "update_service_capabilities", context.to_wire(),
-                               service_host=service_host, capabilities=capabilities)
+                               service_host=service_host, capabilities=capabilities, reported_at=reported_at)
+
+    def capacity_freed(self, context: RequestContext, service_host: str, pool: str, size_gb: float,
+                       volume_id: str, since: float) -> None:
+        """Every scheduler gives the pool back `size_gb` at once; a report read after `since` (when
+        the delete's storage work began) counts it instead."""
+        self._transport.fanout(SCHEDULER_TOPIC, "capacity_freed", context.to_wire(), service_host=service_host,
+                               pool=pool, size_gb=size_gb, volume_id=volume_id, since=since)
 
     def get_pools(self, context: RequestContext) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._transport.call(SCHEDULER_TOPIC, None, "get_pools", context.to_wire())

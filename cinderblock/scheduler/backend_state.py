@@ -2,11 +2,13 @@
 
 A report replaces the backend's pools. Every placement is consumed from the chosen pool at once and
 kept consumed until reports count it (see BackendStateStore), so a burst of creates cannot overfill
-a pool that looked roomy in the last report. Pools of a backend that has not reported for `max_age`
-seconds are left out.
+a pool that looked roomy in the last report; likewise the room a delete frees is given back as soon as
+its volume service says so, not with its next report. Pools of a backend that has not reported for
+`max_age` seconds are left out.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -123,14 +125,10 @@ class PoolState:
         # A type without provisioning:type is thin where the pool can do thin (Cinder).
         self.free_default = thin if self.thin_support else self.virtual_free_gb(False)
 
-    def consume(self, size_gb: float) -> None:
+    def consume(self, size_gb: float, volumes: int = 1) -> None:
+        """Count a change the last report does not: a placement (+), or what a delete freed (−)."""
         self.consumed_gb += size_gb
-        self.volumes_placed += 1
-        self.refresh()
-
-    def release(self, size_gb: float) -> None:
-        self.consumed_gb = max(0.0, self.consumed_gb - size_gb)
-        self.volumes_placed = max(0, self.volumes_placed - 1)
+        self.volumes_placed += volumes
         self.refresh()
 
 
@@ -157,10 +155,19 @@ class _Backend:
 
 @dataclass
 class _Placement:
+    """A change of a pool that its backend's reports may not count yet."""
+
     pool: PoolState
-    size_gb: float
+    size_gb: float  # negative: freed by a delete
+    volumes: int = 1
     # Ended just before a report arrived: that report may not count it yet, the next one does.
     settled: bool = False
+    # A delete's: when its storage work began (the volume service's clock). A report whose stats were
+    # read after that counts it, or may: the freed room is then left to the report (the safe side).
+    freed_since: float | None = None
+
+    def counted_by(self, reported_at: float | None) -> bool:
+        return self.freed_since is not None and (reported_at is None or reported_at >= self.freed_since)
 
 
 # A create that ended this long before a report arrived is counted by it (reports are made when
@@ -181,35 +188,56 @@ class BackendStateStore:
         self.max_age = max_age
         self._backends: dict[str, _Backend] = {}
         self._placements: dict[str, _Placement] = {}  # by volume id
+        self._reported_at: dict[str, float] = {}  # backend → when its last report's stats were read
         self._lock = threading.Lock()
 
     def pending(self, service_host: str) -> list[str]:
         """Volume ids placed on the backend that its reports may not count yet."""
         with self._lock:
             return [volume_id for volume_id, placed in self._placements.items()
-                    if placed.pool.service_host == service_host]
+                    if placed.pool.service_host == service_host and placed.freed_since is None]
 
     def update(self, service_host: str, capabilities: dict[str, Any], now: float | None = None,
-               finished: Mapping[str, float] | None = None) -> None:
+               finished: Mapping[str, float] | None = None, reported_at: float | None = None) -> None:
         """A report replaces the backend's pools. `finished`: pending volume id → seconds since its
-        create ended (inf when the volume is gone)."""
+        create ended (inf when the volume is gone). `reported_at`: when the backend read the stats it
+        reports (None: counts every delete it was told of)."""
         now = time.monotonic() if now is None else now
         finished = finished or {}
         entry = _Backend(now, capabilities, pools_of_report(service_host, capabilities, now))
         by_name = {pool.pool_name: pool for pool in entry.pools}
         with self._lock:
             self._backends[service_host] = entry
+            if reported_at is not None:
+                self._reported_at[service_host] = reported_at
             for volume_id, placed in list(self._placements.items()):
                 if placed.pool.service_host != service_host:
                     continue
                 pool = by_name.get(placed.pool.pool_name)
                 ended = finished.get(volume_id)
-                if pool is None or placed.settled or (ended is not None and ended >= SETTLE_SECONDS):
+                if (pool is None or placed.settled or placed.counted_by(reported_at)
+                        or (ended is not None and ended >= SETTLE_SECONDS)):
                     del self._placements[volume_id]  # counted by this report
                     continue
                 placed.settled = ended is not None
-                pool.consume(placed.size_gb)
+                pool.consume(placed.size_gb, placed.volumes)
                 placed.pool = pool
+
+    def freed(self, service_host: str, pool_name: str, size_gb: float, volume_id: str, since: float) -> None:
+        """A delete gave back `size_gb` of the pool; its storage work began at `since`."""
+        with self._lock:
+            placed = self._placements.get(volume_id)
+            if placed is not None:
+                if placed.freed_since is None:  # no report counted its create yet: undo the placement
+                    del self._placements[volume_id]
+                    placed.pool.consume(-placed.size_gb, -placed.volumes)
+                return  # else the same notice again
+            entry = self._backends.get(service_host)
+            pool = next((p for p in entry.pools if p.pool_name == pool_name), None) if entry else None
+            if pool is None or self._reported_at.get(service_host, -math.inf) >= since:
+                return  # the backend's first report, or one read after the delete began, counts it
+            pool.consume(-size_gb, -1)
+            self._placements[volume_id] = _Placement(pool, -size_gb, -1, freed_since=since)
 
     def fresh_pools(self, services: set[str] | None = None, now: float | None = None) -> list[PoolState]:
         """Pools of backends that reported within max_age (and are in `services`, when given)."""
@@ -243,5 +271,5 @@ class BackendStateStore:
             placed = self._placements.pop(volume_id, None)
             if placed is None:
                 return None
-            placed.pool.release(placed.size_gb)
+            placed.pool.consume(-placed.size_gb, -placed.volumes)
             return placed.pool

@@ -40,9 +40,15 @@ class SchedulerManager:
         self._deciding = threading.Lock()
 
     def update_service_capabilities(self, context: Context, service_host: str,
-                                    capabilities: dict[str, Any]) -> None:
+                                    capabilities: dict[str, Any], reported_at: float | None = None) -> None:
         pending = self.store.pending(service_host)
-        self.store.update(service_host, capabilities, finished=self._finished(pending) if pending else None)
+        self.store.update(service_host, capabilities, finished=self._finished(pending) if pending else None,
+                          reported_at=reported_at)
+
+    def capacity_freed(self, context: Context, service_host: str, pool: str, size_gb: float, volume_id: str,
+                       since: float) -> None:
+        """A delete's room comes back to the next decision, not with the backend's next report."""
+        self.store.freed(service_host, pool, size_gb, volume_id, since)
 
     def _finished(self, volume_ids: list[str]) -> dict[str, float]:
         """Of the volumes placed but maybe not yet reported: seconds since each create ended."""

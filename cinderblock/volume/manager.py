@@ -38,6 +38,7 @@ class VolumeManager:
         self.scheduler = scheduler
         self.reporter = reporting.StatsReporter(backend, db, driver, scheduler, stats_interval)
         self.deps = WorkflowDeps(db=db, driver=driver, backend=backend, stats_changed=self.reporter.request,
+                                 capacity_freed=self.reporter.freed,
                                  locks=locks or LocalLocks())
         self.ready = threading.Event()
         self._busy: Counter[str] = Counter()

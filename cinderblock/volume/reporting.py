@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from cinderblock.config.settings import BackendSettings
 from cinderblock.db.engine import Database
 from cinderblock.db import tables
 from cinderblock.db.repos import services
-from cinderblock.model.errors import DriverError
+from cinderblock.model.errors import DriverError, ServiceUnavailable
 from cinderblock.model.records import ADMIN_CONTEXT, RequestContext
 from cinderblock.rpc.clients import SchedulerClient
 from cinderblock.volume.driver import BackendStats, ReplicaState, SupportsReplication, VolumeDriver
@@ -88,7 +89,8 @@ class StatsReporter:
 
     def report(self, context: RequestContext = ADMIN_CONTEXT) -> None:
         capabilities = self.capabilities(refresh=True)
-        self.scheduler.update_service_capabilities(context, self.backend.service_host, capabilities)
+        self.scheduler.update_service_capabilities(context, self.backend.service_host, capabilities,
+                                                   reported_at=time.time())
         with self.db.write() as session:
             services.heartbeat(session, self.backend.service_host, VOLUME_BINARY, capabilities)
         self.record_lag()
@@ -108,6 +110,23 @@ class StatsReporter:
 
     def request(self) -> None:
         self._wake.set()
+
+    def freed(self, volume_id: str, pool: str | None, size_gb: float, since: float) -> None:
+        """A deleted volume's room goes back to the schedulers now; a report follows soon anyway."""
+        pool_name = pool or self._only_pool()
+        if pool_name is not None:
+            try:
+                self.scheduler.capacity_freed(ADMIN_CONTEXT, self.backend.service_host, pool_name, size_gb,
+                                              volume_id, since)
+            except ServiceUnavailable as error:  # the report requested below counts it
+                LOG.warning("could not tell the schedulers that volume %s freed %s GiB: %s",
+                            volume_id, size_gb, error.message)
+        self.request()
+
+    def _only_pool(self) -> str | None:
+        """A volume placed without a pool (host@backend): the backend's pool, if it has just one."""
+        pools = self._last.get("pools") or []
+        return str(pools[0]["pool_name"]) if len(pools) == 1 else None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"stats-{self.backend.name}", daemon=True)

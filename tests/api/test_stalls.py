@@ -51,7 +51,7 @@ def test_a_create_whose_claim_answer_was_lost_goes_on(cloud: Cloud) -> None:
     manager = cloud.running.volume_services[0].manager
     flaky = AnswerLost(cloud.running.core.db)
     deps = WorkflowDeps(db=flaky, driver=manager.deps.driver, backend=manager.deps.backend,  # type: ignore[arg-type]
-                        stats_changed=lambda: None, locks=manager.deps.locks)
+                        stats_changed=lambda: None, capacity_freed=lambda *_: None, locks=manager.deps.locks)
 
     manager._cast("create", lambda: create.create_volume(deps, volume["id"], "volumes"))
 

@@ -117,7 +117,7 @@ def test_consume_thick_and_thin() -> None:
     thin = pool(**THIN, max_over_subscription_ratio=2.0)
     thin.consume(150)
     assert thin.provisioned_gb == 150 and thin.free_default == pytest.approx(50.0)
-    thin.release(150)
+    thin.consume(-150, -1)
     assert thin.provisioned_gb == 0 and thin.free_default == 200 and thin.volumes_placed == 0
     unknown = pool(free_capacity_gb="unknown")
     unknown.consume(1000)
@@ -146,6 +146,48 @@ def test_a_burst_cannot_overfill_a_pool() -> None:
         store.consume(decision.pool, 1, f"v{index}")
         placed += 1
     assert placed == 10 and refused == {"CapacityFilter"}
+
+
+def _report(store: BackendStateStore, provisioned: float, reported_at: float | None) -> None:
+    store.update("node@b", {"pools": [{"pool_name": "p", "total_capacity_gb": 10, "free_capacity_gb": 10,
+                                       "provisioned_capacity_gb": provisioned, "thin_provisioning_support": True,
+                                       "max_over_subscription_ratio": 1.0}]}, reported_at=reported_at)
+
+
+def _room(store: BackendStateStore) -> float:
+    (state,) = store.fresh_pools()
+    return state.free_default
+
+
+def test_a_delete_gives_its_room_back_before_the_next_report() -> None:
+    """A full pool, one 6 GiB delete: the room is there at once, counted once whatever the order in
+    which the delete's notice and the backend's reports arrive."""
+    store = BackendStateStore()
+    _report(store, 10, reported_at=100.0)
+    assert _room(store) == 0
+    store.freed("node@b", "p", 6, "v1", since=101.0)
+    assert _room(store) == 6
+    store.freed("node@b", "p", 6, "v1", since=101.0)  # the same notice twice counts once
+    assert _room(store) == 6
+    _report(store, 10, reported_at=100.5)  # read before the delete began: still without it
+    assert _room(store) == 6
+    _report(store, 4, reported_at=101.5)  # read after: the report counts it, the notice is spent
+    assert _room(store) == 6
+    _report(store, 4, reported_at=102.0)
+    assert _room(store) == 6
+    # A notice behind a report read after its delete began is not counted twice.
+    store.freed("node@b", "p", 2, "v2", since=101.8)
+    assert _room(store) == 6
+    # A delete of a volume whose create no report counted yet undoes the placement.
+    (state,) = store.fresh_pools()
+    store.consume(state, 3, "v3")
+    assert _room(store) == 3
+    store.freed("node@b", "p", 3, "v3", since=103.0)
+    assert _room(store) == 6
+    _report(store, 4, reported_at=103.5)
+    assert _room(store) == 6
+    store.freed("node@b", "other", 1, "v4", since=104.0)  # a pool the store does not know: left to reports
+    assert _room(store) == 6
 
 
 # --- filter and weigher agree ----------------------------------------------------------------------

@@ -3,6 +3,7 @@ small pool, zones from the volume type, and the capacity check of extend. Real d
 in-memory fake driver, the HTTP API; failures are injected with FakeDriver.fail_next."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -137,6 +138,31 @@ def test_a_burst_fills_a_small_pool_exactly(make_cloud: Callable[..., Cloud]) ->
     for volume_id in refused:
         (message,) = messages_of(cloud, volume_id)
         assert "CapacityFilter removed the last candidates" in message["user_message"]
+
+
+def test_a_delete_frees_room_for_the_next_create_without_a_report(make_cloud: Callable[..., Cloud]) -> None:
+    """Capability reports stopped: the room of a deleted volume comes back from the delete itself."""
+    cloud = make_cloud(BURST)
+    first = create(cloud, 6)
+    assert first["status"] == "available"
+    reporter = cloud.running.volume_services[0].manager.reporter
+    _wait_for_report_counting(cloud, 6)
+    reporter.stop()
+    assert create(cloud, 6)["status"] == "error"  # 4 GiB left
+    assert cloud.request("DELETE", f"/v3/volumes/{first['id']}").status_code == 202
+    cloud.wait_gone(f"/v3/volumes/{first['id']}")
+    again = create(cloud, 6)
+    assert again["status"] == "available", again
+
+
+def _wait_for_report_counting(cloud: Cloud, provisioned: float, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pools = cloud.request("GET", "/v3/scheduler-stats/get_pools?detail=true").json()["pools"]
+        if [p["capabilities"]["provisioned_capacity_gb"] for p in pools] == [provisioned]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no report counted {provisioned} GiB within {timeout} s")
 
 
 def test_type_zones_place_the_volume(make_cloud: Callable[..., Cloud]) -> None:

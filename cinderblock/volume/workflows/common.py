@@ -60,6 +60,8 @@ class WorkflowDeps:
     backend: BackendSettings
     # Asks for a fresh capability report soon (capacity changed).
     stats_changed: Callable[[], None]
+    # (volume id, pool, GiB, when the delete's storage work began): the schedulers get the room back now.
+    capacity_freed: Callable[[str, str | None, float, float], None]
     locks: LocalLocks = field(default_factory=LocalLocks)
 
 

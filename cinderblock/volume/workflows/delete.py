@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import delete, func, select
 
@@ -43,23 +44,35 @@ def _delete_volume(deps: WorkflowDeps, volume_id: str) -> None:
             if left:
                 raise DriverError(f"{left} snapshot(s) of the volume could not be deleted")
         deps.driver.remove_export(ref)
+        began = time.time()
         deps.driver.delete_volume(ref)
     except Exception as error:
         fail(deps.db, tables.Volume, volume_id, T, error)
         return
-    retry_db(lambda: destroy_volume_row(deps, volume_id), f"delete of volume {volume_id}")
+    destroy_volume_row(deps, volume_id, began)
     deps.stats_changed()
 
 
-def destroy_volume_row(deps: WorkflowDeps, volume_id: str) -> None:
+def destroy_volume_row(deps: WorkflowDeps, volume_id: str, began: float) -> None:
+    """The row and its quota go; the schedulers get the room back (storage work began at `began`)."""
+    freed = retry_db(lambda: _destroy(deps, volume_id), f"delete of volume {volume_id}")
+    if freed is not None:
+        deps.capacity_freed(volume_id, freed[0], freed[1], began)
+
+
+def _destroy(deps: WorkflowDeps, volume_id: str) -> tuple[str | None, int] | None:
+    """(pool, GiB) of the row this removed; None when another already did."""
     with deps.db.write() as session:
-        row = session.execute(select(tables.Volume.size, tables.Volume.project_id, tables.VolumeType.name)
+        row = session.execute(select(tables.Volume.size, tables.Volume.project_id, tables.VolumeType.name,
+                                     tables.Volume.host)
                               .join(tables.VolumeType).where(tables.Volume.id == volume_id)).first()
         if row is None:
-            return
-        size, project_id, type_name = row
+            return None
+        size, project_id, type_name, host = row
         usage = volume_usage(size, type_name)
         result = session.execute(delete(tables.Volume).where(
             tables.Volume.id == volume_id, tables.Volume.status == T.transient))
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            quotas.release(session, project_id, usage)
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        quotas.release(session, project_id, usage)
+    return (host or "").partition("#")[2] or None, size

@@ -91,6 +91,7 @@ def delete_group(deps: WorkflowDeps, group_id: str) -> None:
     for volume_id, ref in refs:
         try:
             deps.driver.remove_export(ref)
+            began = time.time()
             deps.driver.delete_volume(ref)
         except Exception as error:  # this member only; the others go on
             LOG.error("group %s: deleting volume %s failed: %s", group_id, volume_id, error)
@@ -99,7 +100,7 @@ def delete_group(deps: WorkflowDeps, group_id: str) -> None:
                 compare_and_swap(session, tables.Volume, volume_id, {"status": VolumeStatus.DELETING},
                                  {"status": VolumeStatus.ERROR, "error_reason": _reason(error)})
             continue
-        destroy_volume_row(deps, volume_id)
+        destroy_volume_row(deps, volume_id, began)
     if failed:
         _set_group(deps, group_id, GroupStatus.DELETING, GroupStatus.ERROR, f"{failed} volume(s) could not be deleted")
     else:
