@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from typing import TYPE_CHECKING, Any
 
 from cinderblock.config.settings import ConfigError, Settings, build_config, load_settings
@@ -104,7 +103,8 @@ def configure_logging(debug: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _serve_http(settings: Settings, app: object, workers: int = 1) -> None:
+def _serve_http(settings: Settings, app: object, workers: int = 1, grace: int = 5) -> None:
+    """Until SIGTERM/SIGINT; then open requests get `grace` seconds."""
     import uvicorn
 
     # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again for the handler it
@@ -115,7 +115,7 @@ def _serve_http(settings: Settings, app: object, workers: int = 1) -> None:
     # Several workers: app is an import string of a factory; uvicorn's supervisor restarts a worker
     # that dies (kill -9) and stops them all on SIGTERM.
     uvicorn.run(app, host=settings.listen, port=settings.port, log_level="warning", access_log=False,  # type: ignore[arg-type]
-                timeout_graceful_shutdown=5, workers=workers if workers > 1 else None, factory=workers > 1)
+                timeout_graceful_shutdown=grace, workers=workers if workers > 1 else None, factory=workers > 1)
 
 
 def _serve_api_workers(settings: Settings, argv: list[str]) -> None:
@@ -123,13 +123,6 @@ def _serve_api_workers(settings: Settings, argv: list[str]) -> None:
     it: workers start sooner on a small machine)."""
     os.environ["CINDERBLOCK_API_ARGV"] = json.dumps(argv)  # read by runtime/asgi.py:create_app
     _serve_http(settings, "cinderblock.runtime.asgi:create_app", workers=settings.api_workers)
-
-
-def _wait_forever() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
 
 
 def _db(core: Core, args: argparse.Namespace) -> int:
@@ -199,28 +192,50 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api" and settings.api_workers > 1:
         _serve_api_workers(settings, argv)
         return 0
-    from cinderblock.runtime import asgi, embedded, service, wiring
+    from cinderblock.rpc.transport import ListenerError
+    from cinderblock.runtime import asgi, wiring
 
     core = wiring.build_core(settings, service=args.command in ("scheduler", "volume"))
     if args.command == "db":
         return _db(core, args)
-    if args.command == "serve":
-        running = embedded.start_embedded(core)
-        LOG.info("cinderblock serving on http://%s:%d/v3 (state in %s)", settings.listen, settings.port,
-                 settings.state_path)
-        try:
-            _serve_http(settings, running.app)
-        finally:
-            running.stop()
-        return 0
     if args.command == "api":
         _serve_http(settings, asgi.build(core))
         return 0
+    try:
+        return _run_services(args.command, settings, core)
+    except ListenerError as error:
+        LOG.error("cinderblock %s cannot take messages, so it does not run: %s", args.command, error)
+        core.close()
+        return 1
+
+
+def _run_services(command: str, settings: Settings, core: Core) -> int:
+    """serve, scheduler or volume: start, run until SIGTERM/SIGINT, stop within graceful_shutdown_timeout."""
+    from cinderblock.runtime import embedded, service
+    from cinderblock.runtime.shutdown import Shutdown
+
+    timeout = settings.graceful_shutdown_timeout
+    if command == "serve":
+        running = embedded.start_embedded(core)
+        stopping = Shutdown(f"cinderblock serve ({settings.host})", timeout, running.in_progress)
+        LOG.info("cinderblock serving on http://%s:%d/v3 (state in %s)", settings.listen, settings.port,
+                 settings.state_path)
+        grace = min(5, timeout // 2) if timeout else 5  # open HTTP requests first, then the services
+        try:
+            _serve_http(settings, running.app, grace=grace)
+        finally:
+            stopping.begin(timeout - grace if timeout else None)
+            running.stop()
+            stopping.finished()
+        return 0
     heartbeat = service.Heartbeat(core.db, settings.report_interval)
-    if args.command == "scheduler":
+    if command == "scheduler":
         server = service.start_scheduler(settings, core.db, core.transport, heartbeat)
+        stopping = Shutdown(f"cinder-scheduler {settings.host}", timeout)
         heartbeat.start()
-        _wait_forever()
+        stopping.wait()
+        stopping.begin()
+        heartbeat.stop()
         server.stop()
     else:
         from cinderblock.coordination import make_locks
@@ -228,13 +243,17 @@ def main(argv: list[str] | None = None) -> int:
         locks = make_locks(settings.coordination_url, settings.host)
         locks.start()
         started = service.start_volume_services(settings, core.db, core.transport, heartbeat, locks)
+        stopping = Shutdown(f"cinder-volume {settings.host}", timeout,
+                            lambda: [ident for running in started for ident in running.in_progress()])
         heartbeat.start()
-        _wait_forever()
+        stopping.wait()
+        stopping.begin()
+        heartbeat.stop()
         for volume_service in started:
             volume_service.stop()
         locks.stop()
-    heartbeat.stop()
     core.close()
+    stopping.finished()
     return 0
 
 

@@ -54,6 +54,10 @@ DEFAULT_OPTS: list[cfg.Opt] = [
                     "transient state (creating, deleting, extending...) with no change and no operation "
                     "of its volume service on it, before the periodic sweep settles it by checking "
                     "storage, as at start-up (0: only at start-up)."),
+    cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
+               help="Seconds a service stopped by SIGTERM (or SIGINT) may take to finish the work it "
+                    "is doing before it exits anyway; what it left is settled when it starts again "
+                    "(0: wait for the work however long it takes)."),
     cfg.StrOpt("public_endpoint", default=None, help="Base URL used in links instead of the request's."),
     cfg.StrOpt("project_id_regex", default=r"[0-9a-f\-]+",
                help="What a {project_id} URL segment may look like."),

@@ -85,6 +85,7 @@ class Settings:
     max_metadata_items: int = 128  # quota_metadata_items
     periodic_interval: int = 60
     transient_state_timeout: int = 600
+    graceful_shutdown_timeout: int = 60
 
 
 def load_driver_class(path: str) -> type[VolumeDriver]:
@@ -228,6 +229,7 @@ def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
             scheduler=_scheduler_settings(conf), max_request_body_size=conf.osapi_max_request_body_size,
             max_metadata_items=conf.quota_metadata_items, periodic_interval=conf.periodic_interval,
             transient_state_timeout=conf.transient_state_timeout,
+            graceful_shutdown_timeout=conf.graceful_shutdown_timeout,
         )
     except (cfg.Error, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

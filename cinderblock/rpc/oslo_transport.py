@@ -33,7 +33,7 @@ import oslo_messaging as messaging  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 
 from cinderblock.model import errors  # noqa: E402
-from cinderblock.rpc.transport import RpcServer, Transport  # noqa: E402
+from cinderblock.rpc.transport import ListenerError, RpcServer, Transport  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 EXCHANGE = "cinderblock"
@@ -114,8 +114,13 @@ class _OsloServer(RpcServer):
         self._server = server
 
     def stop(self) -> None:
-        self._server.stop()
-        self._server.wait()
+        self._server.stop()  # no more reads: what is still queued stays with the broker
+        self._server.wait()  # the messages being handled finish
+
+    def consuming(self) -> bool:
+        # oslo.messaging has no public probe: its listener's polling thread is what takes messages.
+        thread = getattr(getattr(self._server, "listener", None), "_listen_thread", None)
+        return bool(getattr(self._server, "_started", False)) and (thread is None or thread.is_alive())
 
 
 class OsloTransport(Transport):
@@ -162,7 +167,10 @@ class OsloTransport(Transport):
         rpc_server = messaging.get_rpc_server(self._transport, target, [_Endpoint(endpoint)])
         # oslo.messaging builds its executor from this class in start(); no public hook for it.
         rpc_server._executor_cls = _BlockingExecutor
-        rpc_server.start(override_pool_size=workers)
+        try:
+            rpc_server.start(override_pool_size=workers)
+        except Exception as exc:  # a queue the broker refuses (declared otherwise), the broker away...
+            raise ListenerError(f"cannot listen on {topic}.{server}: {exc}") from exc
         return _OsloServer(rpc_server)
 
     def close(self) -> None:

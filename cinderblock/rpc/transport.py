@@ -17,10 +17,19 @@ from cinderblock.model.errors import ServiceUnavailable
 LOG = logging.getLogger(__name__)
 
 
+class ListenerError(Exception):
+    """A server could not start listening (its queue refused, the broker unreachable): the service
+    must not run, nor count as up, without it."""
+
+
 class RpcServer(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop taking requests and wait for the running ones."""
+
+    def consuming(self) -> bool:
+        """Whether it is taking messages now (what the service's heartbeat reports)."""
+        return True
 
 
 class Transport(abc.ABC):
@@ -50,6 +59,7 @@ class _LocalServer(RpcServer):
                  workers: int) -> None:
         self.transport, self.topic, self.server, self.endpoint = transport, topic, server, endpoint
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc-{server}")
+        self._stopped = False
 
     def dispatch(self, method: str, context: dict[str, Any], kwargs: dict[str, Any]) -> Any:
         if method.startswith("_") or not hasattr(self.endpoint, method):
@@ -66,8 +76,12 @@ class _LocalServer(RpcServer):
         self.executor.submit(run)
 
     def stop(self) -> None:
+        self._stopped = True
         self.transport._unregister(self)
         self.executor.shutdown(wait=True)
+
+    def consuming(self) -> bool:
+        return not self._stopped
 
 
 class InProcessTransport(Transport):

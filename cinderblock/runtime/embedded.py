@@ -27,6 +27,10 @@ class Embedded:
     locks: LocalLocks
     volume_services: list[VolumeService] = field(default_factory=list)
 
+    def in_progress(self) -> list[str]:
+        """Ids of what the volume services are working on now."""
+        return [ident for service in self.volume_services for ident in service.in_progress()]
+
     def stop(self) -> None:
         self.heartbeat.stop()
         for service in self.volume_services:

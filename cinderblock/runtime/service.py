@@ -5,6 +5,7 @@ import datetime as dt
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from cinderblock.model.errors import ServiceUnavailable
 from cinderblock.model.records import ADMIN_CONTEXT, RequestContext, RequestSpec
 from cinderblock.model import transitions
 from cinderblock.rpc.clients import SCHEDULER_TOPIC, VOLUME_TOPIC, SchedulerClient, VolumeClient
-from cinderblock.rpc.transport import RpcServer, Transport
+from cinderblock.rpc.transport import ListenerError, RpcServer, Transport
 from cinderblock.scheduler.manager import SchedulerManager
 from cinderblock.volume import recovery
 from cinderblock.volume.workflows import failover
@@ -31,17 +32,23 @@ from cinderblock.volume.workflows.common import retry_db
 LOG = logging.getLogger(__name__)
 
 
+def _always() -> bool:
+    return True
+
+
 class Heartbeat:
-    """Writes every service row of this process every report_interval seconds."""
+    """Writes every service row of this process every report_interval seconds, each only while its
+    service takes messages (`alive`): one whose listener died goes down and gets no more work."""
 
     def __init__(self, db: Database, interval: float) -> None:
         self.db, self.interval = db, interval
-        self.rows: list[tuple[str, str]] = []
+        self.rows: list[tuple[str, str, Callable[[], bool]]] = []
+        self._silent: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
-    def add(self, host: str, binary: str) -> None:
-        self.rows.append((host, binary))
+    def add(self, host: str, binary: str, alive: Callable[[], bool] = _always) -> None:
+        self.rows.append((host, binary, alive))
 
     def start(self) -> None:
         self._thread.start()
@@ -51,12 +58,21 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            for host, binary in list(self.rows):
-                try:
-                    with self.db.write() as session:
-                        services.heartbeat(session, host, binary)
-                except Exception:  # the database may be away for a while; keep beating
-                    LOG.exception("heartbeat of %s %s failed", binary, host)
+            self.beat()
+
+    def beat(self) -> None:
+        for host, binary, alive in list(self.rows):
+            if not alive():
+                if (host, binary) not in self._silent:
+                    LOG.error("%s %s no longer takes messages: it stops reporting itself up", binary, host)
+                    self._silent.add((host, binary))
+                continue
+            self._silent.discard((host, binary))
+            try:
+                with self.db.write() as session:
+                    services.heartbeat(session, host, binary)
+            except Exception:  # the database may be away for a while; keep beating
+                LOG.exception("heartbeat of %s %s failed", binary, host)
 
 
 class _WaitForDatabase:
@@ -202,13 +218,15 @@ class SchedulerService(RpcServer):
 
 def start_scheduler(settings: Settings, db: Database, transport: Transport,
                     heartbeat: Heartbeat) -> SchedulerService:
+    """Raises ListenerError when it cannot take messages (the process must not run without)."""
     manager = SchedulerManager(db, VolumeClient(transport), settings.service_down_time, settings.scheduler)
+    server = transport.serve(SCHEDULER_TOPIC, settings.host, _WaitForDatabase(manager, frozenset({"create_volume"})),
+                             workers=4)
+    # Up only once it listens (and while it does).
     with db.write() as session:
         services.register(session, settings.host, "cinder-scheduler", SCHEDULER_TOPIC,
                           settings.storage_availability_zone)
-    heartbeat.add(settings.host, "cinder-scheduler")
-    server = transport.serve(SCHEDULER_TOPIC, settings.host, _WaitForDatabase(manager, frozenset({"create_volume"})),
-                             workers=4)
+    heartbeat.add(settings.host, "cinder-scheduler", server.consuming)
     # A new scheduler knows no pools: ask every volume service for a report now, not in a minute.
     try:
         VolumeClient(transport).publish_capabilities(ADMIN_CONTEXT)
@@ -236,7 +254,9 @@ class VolumeService:
         self.sweeper = StaleSweeper(self.manager, settings.transient_state_timeout, settings.periodic_interval)
 
     def start(self, heartbeat: Heartbeat) -> None:
-        # Listed before the driver starts, so a backend that fails to start shows as down.
+        """Raises ListenerError when it cannot take messages (the process must not run without)."""
+        # Listed (down) before the driver starts, so a backend that fails to start shows as down;
+        # up once it takes messages, and only while it does.
         with self.db.write() as session:
             services.register(session, self.backend.service_host, "cinder-volume", VOLUME_TOPIC,
                               self.backend.availability_zone, alive=False)
@@ -244,20 +264,25 @@ class VolumeService:
         failover.prepare_before_setup(self.manager.deps)  # the backend serving now, after a failover
         driver.do_setup()
         driver.check_for_setup_error()
+        failover.settle_after_start(self.manager.deps)
+        recovery.recover(self.manager.deps)
+        server = self.server = self.transport.serve(VOLUME_TOPIC, self.backend.service_host, self.manager,
+                                                    self.workers)
         with self.db.write() as session:
             services.register(session, self.backend.service_host, "cinder-volume", VOLUME_TOPIC,
                               self.backend.availability_zone)
-        failover.settle_after_start(self.manager.deps)
-        recovery.recover(self.manager.deps)
-        self.server = self.transport.serve(VOLUME_TOPIC, self.backend.service_host, self.manager, self.workers)
+        heartbeat.add(self.backend.service_host, "cinder-volume", server.consuming)
         try:
             self.manager.report_now()
         except ServiceUnavailable as error:  # the periodic reporter tries again
             LOG.warning("first capability report of %s failed: %s", self.backend.service_host, error.message)
         self.manager.reporter.start()
         self.sweeper.start()
-        heartbeat.add(self.backend.service_host, "cinder-volume")
         LOG.info("volume service %s started (%s)", self.backend.service_host, type(driver).__name__)
+
+    def in_progress(self) -> list[str]:
+        """Ids of what its operations are working on now."""
+        return self.manager.in_progress()
 
     def stop(self) -> None:
         self.sweeper.stop()
@@ -272,12 +297,17 @@ class VolumeService:
 def start_volume_services(settings: Settings, db: Database, transport: Transport,
                           heartbeat: Heartbeat, locks: LocalLocks | None = None) -> list[VolumeService]:
     """Start every backend; one that fails to start is logged and left down, the others run.
-    `locks` (started by the caller) are shared by every backend of the process."""
-    started = []
+    `locks` (started by the caller) are shared by every backend of the process. A listener that
+    cannot start (ListenerError) stops them all and is raised: the process ends with the reason."""
+    started: list[VolumeService] = []
     for backend in settings.backends:
         service = VolumeService(settings, backend, db, transport, locks)
         try:
             service.start(heartbeat)
+        except ListenerError:
+            for running in started:
+                running.stop()
+            raise
         except Exception:
             LOG.exception("backend %s failed to start; its service stays down", backend.service_host)
             continue

@@ -62,6 +62,10 @@ class VolumeManager:
         with self._busy_lock:
             return ident in self._busy
 
+    def in_progress(self) -> list[str]:
+        with self._busy_lock:
+            return sorted(self._busy)
+
     def sweep_stale(self, max_age: float) -> None:
         """The periodic sweep (volume/recovery.py) over this backend."""
         recovery.sweep(self.deps, max_age, self.busy)

@@ -109,6 +109,9 @@ class Server:
         assert code == 0, f"{self.name} exited with status {code}:\n{self.log_tail()}"
         log = self.log_path.read_text(errors="replace")
         assert "Traceback" not in log, f"{self.name} logged a traceback:\n{self.log_tail(400)}"
+        stopping = log[log.rfind("cinderblock serving on"):]
+        assert ": stopping on a stop signal: no new work is taken" in stopping and ": stopped in " in stopping, \
+            f"{self.name} did not say it stops:\n{self.log_tail()}"
 
     def restart(self) -> "Server":
         """Stop cleanly and start again on the same state directory and port."""

@@ -55,6 +55,8 @@ fake_opts = (
         help="Keep the fake's storage in a process-wide registry keyed by (state_path, backend), so a "
         "new driver instance (a restarted service in tests) sees the volumes of the previous one.",
     ),
+    cfg.FloatOpt("fake_create_seconds", default=0.0, min=0.0,
+                 help="Seconds each volume create takes (work in flight for shutdown and crash tests)."),
 )
 
 
@@ -238,6 +240,7 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
 
     def create_volume(self, volume: VolumeRef) -> ModelUpdate:
         self._enter("create_volume", volume.id)
+        time.sleep(float(self.options.get("fake_create_seconds") or 0))
         return self._replicate_new(volume, self._add_volume(volume, Blob(size=volume.size_gb * GiB)))
 
     def delete_volume(self, volume: VolumeRef) -> None:
