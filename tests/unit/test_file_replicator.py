@@ -57,7 +57,7 @@ class Parts:
 def build(tmp: Path, active: str | None = None) -> Parts:
     layout = SiteLayout(parse_pools([f"p:{tmp / 'p'}"], str(tmp)))
     layout.active = active
-    layout.configure([ReplicationDevice("b", {"path": str(tmp / "b")}), ReplicationDevice("c", {"path": str(tmp / "c")})])
+    layout.configure([ReplicationDevice(site, {"path": str(tmp / site)}) for site in ("b", "c")])
     for site in layout.sites():
         for _, directory in layout.site_dirs(site):
             directory.mkdir(parents=True, exist_ok=True)
