@@ -171,12 +171,12 @@ def test_failover_to_a_lost_primary_promotes_the_last_copy(parts: Parts) -> None
 
 def test_group_replication_and_group_failover(parts: Parts) -> None:
     volumes = [parts.volume(f"g{i}", bytes([65 + i]) * 100) for i in range(2)]
-    updates = parts.failover.enable_group_replication("grp", volumes)
+    updates = parts.replicator.enable_group_replication("grp", volumes)
     assert [u.replication_status for u in updates] == ["enabled", "enabled"]
     assert parts.registry.units() == {"group:grp": ["g0", "g1"]}
     result = parts.failover.failover_group("grp", volumes, "c")
     assert all(v.ok for v in result.volumes) and parts.layout.backend_site() == PRIMARY
     assert [parts.registry.volume_site(v.id) for v in volumes] == ["c", "c"]
     assert parts.replicator.served_elsewhere() == {"g0": 8 * MiB, "g1": 8 * MiB}
-    parts.failover.disable_group_replication("grp", volumes)
+    parts.replicator.disable_group_replication("grp", volumes)
     assert parts.registry.groups == {} and parts.registry.volume_site("g0") == "c"

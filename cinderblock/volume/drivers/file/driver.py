@@ -245,10 +245,10 @@ class FileDriver(VolumeDriver, SupportsConsistentGroupSnapshot, SupportsReplicat
         self.failover.thaw_backend()
 
     def enable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
-        return self.failover.enable_group_replication(group_id, volumes)
+        return self.replicator.enable_group_replication(group_id, volumes)
 
     def disable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
-        return self.failover.disable_group_replication(group_id, volumes)
+        return self.replicator.disable_group_replication(group_id, volumes)
 
     def failover_group(self, group_id: str, volumes: Sequence[VolumeRef],
                        secondary_id: str | None) -> FailoverResult:

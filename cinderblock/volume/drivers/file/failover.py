@@ -213,30 +213,6 @@ class Failover:
 
     # -- SupportsGroupReplication --------------------------------------------------------------
 
-    def enable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
-        if not self._layout.devices:
-            raise DriverError("no replication_device is configured for this backend")
-        for volume in volumes:
-            self._replicator.register(volume, group=group_id)
-        with self._registry.lock:
-            self._registry.groups[group_id] = sorted({v.id for v in volumes})
-            self._registry.save()
-        self._replicator.send([v.id for v in volumes])
-        return tuple(ModelUpdate(replication_status="enabled") for _ in volumes)
-
-    def disable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
-        for volume in volumes:
-            with self._registry.volume_lock(volume.id), self._registry.lock:
-                entry = self._registry.volumes.get(volume.id)
-                if entry is not None and entry.get("active"):
-                    entry["group"] = None  # failed over on its own: keep knowing where it lives
-                else:
-                    self._registry.volumes.pop(volume.id, None)
-        with self._registry.lock:
-            self._registry.groups.pop(group_id, None)
-            self._registry.save()
-        return tuple(ModelUpdate(replication_status="disabled") for _ in volumes)
-
     def failover_group(self, group_id: str, volumes: Sequence[VolumeRef],
                        secondary_id: str | None) -> FailoverResult:
         current = self._registry.volume_site(volumes[0].id, volumes[0].replication_driver_data) if volumes else PRIMARY

@@ -145,6 +145,32 @@ class Replicator:
             for site in self._layout.sites():
                 self._states.drop(volume_id, site)
 
+    def enable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
+        """The members replicate as one consistency set from now on (one cycle now)."""
+        if not self._layout.replicated:
+            raise DriverError("no replication_device is configured for this backend")
+        for volume in volumes:
+            self.register(volume, group=group_id)
+        with self._registry.lock:
+            self._registry.groups[group_id] = sorted({v.id for v in volumes})
+            self._registry.save()
+        self.send([v.id for v in volumes])
+        return tuple(ModelUpdate(replication_status="enabled") for _ in volumes)
+
+    def disable_group_replication(self, group_id: str, volumes: Sequence[VolumeRef]) -> tuple[ModelUpdate, ...]:
+        """The members stop replicating (one failed over on its own stays known where it lives)."""
+        for volume in volumes:
+            with self._registry.volume_lock(volume.id), self._registry.lock:
+                entry = self._registry.volumes.get(volume.id)
+                if entry is not None and entry.get("active"):
+                    entry["group"] = None  # failed over on its own: keep knowing where it lives
+                else:
+                    self._registry.volumes.pop(volume.id, None)
+        with self._registry.lock:
+            self._registry.groups.pop(group_id, None)
+            self._registry.save()
+        return tuple(ModelUpdate(replication_status="disabled") for _ in volumes)
+
     def served_elsewhere(self) -> dict[str, int]:
         """volume id -> size of the volumes a group failover moved off the backend's active site."""
         volumes: dict[str, int] = {}
