@@ -48,7 +48,7 @@ from cinderblock.volume.drivers.file.cycle import Sender
 from cinderblock.volume.drivers.file.failover import Failover
 from cinderblock.volume.drivers.file.registry import DEFAULT_INTERVAL, CopyStates, Registry
 from cinderblock.volume.drivers.file.replication import Replicator
-from cinderblock.volume.drivers.file.sites import Pool, SiteLayout, parse_pools
+from cinderblock.volume.drivers.file.sites import SiteLayout, parse_pools
 from cinderblock.volume.drivers.file.storage import (
     TMP_PREFIX,
     VolumeStorage,
@@ -61,7 +61,7 @@ from cinderblock.volume.targets.base import Target, UnavailableTarget, make_targ
 LOG = logging.getLogger(__name__)
 
 # Re-exported: tests and tools name them from here.
-__all__ = ["TMP_PREFIX", "FileDriver", "Pool", "file_opts", "parse_pools"]
+__all__ = ["TMP_PREFIX", "FileDriver", "file_opts"]
 
 file_opts = (
     cfg.ListOpt(
