@@ -78,8 +78,9 @@ def read(path: Path | str, offset: int, length: int) -> bytes:
 
 def test_reflink_images_and_staging_replicate_deltas(driver: FileDriver) -> None:
     base: Path = driver.test_base  # type: ignore[attr-defined]
-    assert driver._site_reflink[("site-b", "p")] is True and driver._site_reflink[("site-c", "p")] is False
-    assert driver._reflink["p"] is True
+    assert driver.replicator.site_reflinks("site-b", "p") is True
+    assert driver.replicator.site_reflinks("site-c", "p") is False
+    assert driver.storage.reflink["p"] is True
     volume = create(driver)
     path = base / "pool" / volume.name
     for i in range(16):

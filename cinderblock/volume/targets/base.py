@@ -6,13 +6,30 @@ the path of the volume's storage and the options; drivers own the storage itself
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 from cinderblock.model.errors import DriverError
 from cinderblock.volume.driver import ConnectionInfo, Connector
 
 TARGET_HELPERS = ("local", "tgtadm")
+
+
+class WriteHold:
+    """New I/O to some exports held back for a moment (a consistent group snapshot's barrier).
+
+    This base holds nothing: exports whose consumers open the file directly have nothing to hold."""
+
+    def hold(self, volume_id: str) -> None:
+        """Stop serving I/O of the volume's export (if it has one) until release."""
+
+    def release(self) -> None:
+        """Serve every held export again. Never raises: a failure is logged, never left silent."""
+
+    @property
+    def held(self) -> bool:
+        """Some export is held now."""
+        return False
 
 
 class Target(abc.ABC):
@@ -58,6 +75,54 @@ class Target(abc.ABC):
     def refresh_export(self, volume_id: str, path: str) -> None:
         """The file behind an export was replaced or resized: make the export serve the new one."""
         return None
+
+    def write_hold(self, volume_ids: Sequence[str]) -> WriteHold:
+        """A hold over the exports of volume_ids, found now (nothing is held before `hold`)."""
+        return WriteHold()
+
+
+class UnavailableTarget(Target):
+    """Stands for a helper that could not be made (unknown `target_helper`...): every use raises
+    the error, so the backend fails at do_setup and never serves through it."""
+
+    def __init__(self, options: Mapping[str, Any], error: DriverError) -> None:
+        super().__init__(options)
+        self.error = error
+
+    def _fail(self) -> NoReturn:
+        raise self.error
+
+    @property
+    def protocol(self) -> str:
+        self._fail()
+
+    def check_for_setup_error(self) -> None:
+        self._fail()
+
+    def ensure_export(
+        self, volume_id: str, path: str, size_gb: int, provider_auth: str | None = None
+    ) -> str | None:
+        self._fail()
+
+    def initialize_connection(
+        self, volume_id: str, path: str, provider_auth: str | None, connector: Connector
+    ) -> ConnectionInfo:
+        self._fail()
+
+    def remove_export(self, volume_id: str) -> None:
+        self._fail()
+
+    def export_exists(self, volume_id: str) -> bool:
+        self._fail()
+
+    def list_exports(self) -> frozenset[str]:
+        self._fail()
+
+    def refresh_export(self, volume_id: str, path: str) -> None:
+        self._fail()
+
+    def write_hold(self, volume_ids: Sequence[str]) -> WriteHold:
+        self._fail()
 
 
 def parse_chap(provider_auth: str | None) -> tuple[str, str] | None:

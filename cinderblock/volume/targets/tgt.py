@@ -13,13 +13,13 @@ import secrets
 import string
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cinderblock.model.errors import DriverError
 from cinderblock.volume.driver import ConnectionInfo, Connector
-from cinderblock.volume.targets.base import Target, parse_chap
+from cinderblock.volume.targets.base import Target, WriteHold, parse_chap
 
 LOG = logging.getLogger(__name__)
 
@@ -117,6 +117,9 @@ class TgtAdm(Target):
         if proc.returncode != 0:
             raise DriverError(f"{shown} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
+
+    def _set_state(self, tid: int, state: str) -> None:
+        self._run("--op", "update", "--mode", "target", "--tid", str(tid), "--name", "state", "-v", state)
 
     def _targets(self) -> list[TgtTarget]:
         return parse_targets(self._run("--op", "show", "--mode", "target"))
@@ -265,6 +268,16 @@ class TgtAdm(Target):
             if target is not None:
                 self._replace_lun(target.tid, path)
 
+    def write_hold(self, volume_ids: Sequence[str]) -> WriteHold:
+        """Holds a target by setting it offline: initiators see it busy and retry until `ready`."""
+        targets = self._targets()
+        tids = {}
+        for volume_id in volume_ids:
+            match = self._find(volume_id, targets)
+            if match is not None:
+                tids[volume_id] = match.tid
+        return _TgtWriteHold(self._set_state, tids)
+
     def initialize_connection(
         self, volume_id: str, path: str, provider_auth: str | None, connector: Connector
     ) -> ConnectionInfo:
@@ -285,3 +298,29 @@ class TgtAdm(Target):
         data.update(encrypted=False, qos_specs=None, access_mode="rw")
         return ConnectionInfo(driver_volume_type="iscsi", data=data)
 
+
+class _TgtWriteHold(WriteHold):
+    """tgt targets (by tid, looked up once) set offline one by one, and back to ready."""
+
+    def __init__(self, set_state: Callable[[int, str], None], tids: dict[str, int]) -> None:
+        self._set_state = set_state
+        self._tids = tids
+        self._offline: list[int] = []
+
+    def hold(self, volume_id: str) -> None:
+        tid = self._tids.get(volume_id)
+        if tid is not None:
+            self._set_state(tid, "offline")
+            self._offline.append(tid)
+
+    def release(self) -> None:
+        for tid in self._offline:
+            try:
+                self._set_state(tid, "ready")
+            except DriverError as error:  # never leave a target offline silently
+                LOG.error("could not bring tgt target %d back online: %s", tid, error)
+        self._offline = []
+
+    @property
+    def held(self) -> bool:
+        return bool(self._offline)

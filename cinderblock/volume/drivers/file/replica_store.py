@@ -75,9 +75,10 @@ def write_json(path: Path, payload: Mapping[str, Any], sync: bool = True) -> Non
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         with open(path) as f:
-            return json.load(f)
+            data: dict[str, Any] = json.load(f)
     except FileNotFoundError:
         return None
+    return data
 
 
 def read_manifest(directory: Path, volume_id: str) -> dict[str, Any] | None:
