@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from cinderblock.volume.drivers.rbd import ceph
@@ -46,11 +45,11 @@ def replica_lag(status: ceph.Info, now: float) -> tuple[float | None, int, bool]
     return None, 0, state != rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING
 
 
-def split_brain(status: Mapping[str, Any]) -> bool:
+def split_brain(status: ceph.Info) -> bool:
     return "split-brain" in str(status.get("description") or "")
 
 
-def caught_up(status: Mapping[str, Any]) -> bool:
+def caught_up(status: ceph.Info) -> bool:
     """The non-primary copy finished bootstrapping and replays. Whether it holds everything is
     left to the non-forced promote, which librbd refuses until the demotion has been replayed
     (rbd-mirror refreshes the status description only every 30 s, its state at once)."""
