@@ -172,7 +172,7 @@ def test_group_snapshots_alone(storage: VolumeStorage) -> None:
         storage.create(v, ImageLayout())
     snaps = [snapshot(v) for v in members]
     result = groups.create(snaps)
-    for update, v in zip(result.updates, members):
+    for update, v in zip(result.updates, members, strict=True):
         assert (update.provider_location or "").startswith(f"rbd://{POOL}/{v.name}@cbgroup-{group_id}/cbgsnap-")
     images = storage.images
     with images.open(members[0].name) as handle:

@@ -100,7 +100,7 @@ def test_group_snapshot_is_consistent_under_writes(driver: RBDDriver, request: p
     assert len(result.updates) == 2 and result.write_pause_ms >= 0
     assert written[0] > after  # and go on afterwards
     restored = [volume(), volume()]
-    for new, member in zip(restored, snaps):
+    for new, member in zip(restored, snaps, strict=True):
         driver.create_volume_from_snapshot(new, member)
     sa, sb = (read_seq(driver, v) for v in restored)
     assert sa > 0 and sa in (sb, sb + 1), (sa, sb)

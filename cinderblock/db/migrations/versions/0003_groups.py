@@ -16,7 +16,8 @@ depends_on = None
 
 
 def _stamps() -> list[sa.Column[Any]]:
-    return [sa.Column('created_at', sa.DateTime(), nullable=False), sa.Column('updated_at', sa.DateTime(), nullable=True)]
+    return [sa.Column('created_at', sa.DateTime(), nullable=False),
+            sa.Column('updated_at', sa.DateTime(), nullable=True)]
 
 
 def upgrade() -> None:
