@@ -45,7 +45,7 @@ def _delete_volume(deps: WorkflowDeps, volume_id: str) -> None:
         deps.driver.remove_export(ref)
         deps.driver.delete_volume(ref)
     except Exception as error:
-        fail(deps.db, tables.Volume, volume_id, T, error)
+        fail(deps.db, volume_id, T, error)
         return
     retry_db(lambda: destroy_volume_row(deps, volume_id), f"delete of volume {volume_id}")
     deps.stats_changed()
