@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +118,7 @@ class VolumeService:
             made.append(self._insert(session, context, request, plan))
             return made[-1]
 
-        def run(claim: Any) -> tables.Volume:
+        def run(claim: Callable[[Session], tables.Volume]) -> tables.Volume:
             try:
                 return self.db.transaction(claim)
             except DatabaseUnavailable:

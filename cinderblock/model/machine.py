@@ -101,8 +101,8 @@ class Machine:
     transitions: dict[str, Transition] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
 
-    def transition(self, name: str, column: str, from_states: Collection[str] | None,
-                   to_states: Collection[str] | None, also: Mapping[str, Iterable[State] | None] | None = None,
+    def transition(self, name: str, column: str, from_states: Collection[State] | None,
+                   to_states: Collection[State] | None, also: Mapping[str, Iterable[State] | None] | None = None,
                    restores: bool = False) -> Transition:
         declared = Transition(name, self.resource, column, _frozen(from_states), _frozen(to_states),
                               _also(also), restores)
@@ -146,8 +146,8 @@ def _also(also: Mapping[str, Iterable[State] | None] | None) -> Mapping[str, fro
                              for column, values in (also or {}).items()})
 
 
-def _frozen(states: Collection[str] | None) -> frozenset[str] | None:
-    return None if states is None else frozenset(str(s) for s in states)
+def _frozen(states: Collection[State] | None) -> frozenset[str] | None:
+    return None if states is None else frozenset(str(s) for s in states if s is not None)
 
 
 def states_of(*enums: Iterable[object], extra: Iterable[State] = ()) -> frozenset[State]:

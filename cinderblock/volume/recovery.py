@@ -48,7 +48,7 @@ from cinderblock.db import transition as state
 from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions as t
 from cinderblock.model.machine import Transition
-from cinderblock.model.group_states import GroupSnapshotStatus
+from cinderblock.model.group_states import GroupSnapshotStatus, GroupStatus
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.volume.driver import SnapshotRef, StorageListing, VolumeRef
 from cinderblock.volume.workflows import delete, extend, groups, snapshot
@@ -246,7 +246,8 @@ def _recover_group_snapshots(deps: WorkflowDeps, cutoff: dt.datetime | None, bus
             LOG.warning("recovery: GroupSnapshot %s deleting: the delete runs again", ident)
             groups.delete_group_snapshot(deps, ident)
         elif members[ident] and set(members[ident]) == {SnapshotStatus.AVAILABLE}:
-            _set(deps, gtr.GROUP_SNAPSHOT_SETTLE, ident, status, create.success, "every member snapshot exists")
+            _set(deps, gtr.GROUP_SNAPSHOT_SETTLE, ident, status, GroupSnapshotStatus.AVAILABLE,
+                 "every member snapshot exists")
         else:
             _set(deps, gtr.GROUP_SNAPSHOT_SETTLE, ident, status, create.failure,
                  f"member snapshots {', '.join(sorted(set(members[ident]))) or 'missing'}")
@@ -265,11 +266,11 @@ def _recover_groups(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callab
             LOG.warning("recovery: Group %s deleting: the delete runs again", ident)
             groups.delete_group(deps, ident)
         elif status == update_.transient:
-            _set(deps, update_.succeed, ident, status, update_.success, "update interrupted; members as listed")
+            _set(deps, update_.succeed, ident, status, GroupStatus.AVAILABLE, "update interrupted; members as listed")
         elif failed[ident]:
             _set(deps, create.fail, ident, status, create.failure, f"{failed[ident]} member(s) not created")
         else:
-            _set(deps, create.succeed, ident, status, create.success, "nothing left to create")
+            _set(deps, create.succeed, ident, status, GroupStatus.AVAILABLE, "nothing left to create")
 
 
 def _remove_orphans(deps: WorkflowDeps, listing: StorageListing, volume_rows: set[str],

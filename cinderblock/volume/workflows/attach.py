@@ -30,7 +30,7 @@ def initialize_connection(deps: WorkflowDeps, volume_id: str, connector: dict[st
     values = model_values(export)
     if values:
         with deps.db.write() as session:
-            session.execute(tables.Volume.__table__.update().where(tables.Volume.id == volume_id).values(**values))
+            state.write_fields(session, "volume", volume_id, values=values)  # an export's fields, never a state
         ref = volume_ref(_load(deps, volume_id))
     info = deps.driver.initialize_connection(ref, conn).to_dict()
     info["data"]["access_mode"] = "ro" if volume.readonly else "rw"
