@@ -26,7 +26,7 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(transition.__file__))
 # Frames that only carry a write: the caller beyond them decides whose write it is.
 _CARRIERS = (os.path.join(_PACKAGE, "db", "engine.py"), os.path.join(_PACKAGE, "db", "cas.py"),
              os.path.abspath(__file__), os.sep + "sqlalchemy" + os.sep, os.sep + "contextlib.py",
-             os.sep + "threading.py")
+             os.sep + "threading.py", "<sqlalchemy generated")
 _UPDATE = re.compile(r'\s*UPDATE\s+"?(\w+)"?\s+SET\s+(.*?)(?:\s+WHERE\s|\s*$)', re.IGNORECASE | re.DOTALL)
 _ASSIGNED = re.compile(r'(?:^|,)\s*"?(\w+)"?\s*=')
 violations: list[str] = []

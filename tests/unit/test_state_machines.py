@@ -114,6 +114,19 @@ def test_a_raw_update_of_a_status_fails(db: Database) -> None:
     assert state_guard.violations == [state_guard.violations[0]] and "test_state_machines.py" in state_guard.violations[0]
 
 
+def test_a_raw_write_from_package_code_fails_without_strict(db: Database) -> None:
+    """What the whole suite runs with: code of the package (here compiled as if it were) is caught."""
+    volume_id = _volume(db)
+    namespace: dict[str, object] = {}
+    exec(compile("def reset(db, volume_id):\n"
+                 "    with db.write() as session:\n"
+                 "        session.get(tables.Volume, volume_id).status = 'error'\n",
+                 str(PACKAGE / "domain" / "rogue.py"), "exec"), {"tables": tables}, namespace)
+    with pytest.raises(state_guard.StatusWriteOutsideMachine, match=r"cinderblock/domain/rogue.py:\d"):
+        namespace["reset"](db, volume_id)  # type: ignore[operator]
+    assert len(state_guard.violations) == 1
+
+
 def test_an_assigned_status_or_a_row_built_with_one_fails(db: Database) -> None:
     volume_id = _volume(db)
     with state_guard.strict(), pytest.raises(state_guard.StatusWriteOutsideMachine, match="SET attach_status"):
