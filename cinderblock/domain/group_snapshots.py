@@ -16,7 +16,7 @@ from cinderblock.domain.services import assert_not_frozen
 from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions as t
 from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
-from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupSnapshotStatus, GroupStatus
+from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupStatus
 from cinderblock.model.records import RequestContext
 from cinderblock.model.usage import snapshot_usage
 
