@@ -10,10 +10,22 @@ import pytest
 from starlette.testclient import TestClient
 
 from cinderblock.config.settings import build_config, load_settings
+from cinderblock.db import state_guard
 from cinderblock.runtime.embedded import Embedded, start_embedded
 from cinderblock.runtime.wiring import build_core
 
 ADMIN = {"X-Auth-Token": "admin:admin", "OpenStack-API-Version": "volume 3.71"}
+
+# Every state the package writes goes through a declared transition (db/transition.py): anything else
+# raises and fails the test that did it (tests/unit/test_state_machines.py shows it failing).
+state_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _states_written_by_the_machines() -> Iterator[None]:
+    state_guard.violations.clear()
+    yield
+    assert not state_guard.violations, "\n".join(state_guard.violations)
 
 
 def write_config(path: Path, text: str) -> str:

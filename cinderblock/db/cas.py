@@ -1,4 +1,4 @@
-"""Compare-and-swap: the only way a status changes.
+"""Compare-and-swap: the only conditional UPDATE of a row (db/transition.py writes states with it).
 
 `compare_and_swap` issues one `UPDATE … WHERE id = :id AND col IN (…)` and reports whether it
 matched. Two racing requests can never both win, on SQLite, PostgreSQL or MariaDB alike.
@@ -11,9 +11,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from cinderblock.db import tables
 from cinderblock.db.tables import utcnow
-from cinderblock.model import transitions
 
 
 def compare_and_swap(
@@ -44,14 +42,6 @@ def compare_and_swap(
         row_values["updated_at"] = utcnow()
     result = session.execute(statement.values(**row_values))
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def fail_unplaced_create(session: Session, volume_id: str, reason: str) -> bool:
-    """The one rule for a create that no scheduler will place (transitions.UNPLACED_CREATE): the
-    volume goes to the create's failure state with the reason, unless something placed or changed
-    it meanwhile. Used at embedded start-up, by the scheduler's sweeper and for "no valid backend"."""
-    return compare_and_swap(session, tables.Volume, volume_id, transitions.UNPLACED_CREATE,
-                            {"status": transitions.VOLUME_CREATE.failure, "error_reason": reason[:1000]})
 
 
 def _plain(values: Collection[Any]) -> list[Any]:

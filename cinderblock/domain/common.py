@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -11,9 +11,11 @@ from cinderblock.config.settings import Settings
 from cinderblock.db import tables
 from cinderblock.db.engine import Database
 from cinderblock.db.loading import load_volume
-from cinderblock.model.errors import Forbidden, InvalidInput, NotFound, QuotaExceeded
+from cinderblock.model.errors import Forbidden, InvalidInput, NotFound, QuotaExceeded, ServiceUnavailable
 from cinderblock.model.records import RequestContext
 from cinderblock.rpc.clients import SchedulerClient, VolumeClient
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -22,6 +24,28 @@ class DomainDeps:
     settings: Settings
     scheduler: SchedulerClient
     volumes: VolumeClient
+
+
+def claim_and_cast(db: Database, claim: Callable[[Session], C], cast: Callable[[C], object],
+                   undo: Callable[[Session, C], object],
+                   run: Callable[[Callable[[Session], C]], C] | None = None) -> C:
+    """A request's three steps: `claim` (checks, then the transient states by compare-and-swap, in one
+    transaction), `cast` the work to a service, and when that service cannot be reached (503) `undo`
+    what the claim changed, in another transaction, so that a 503 means nothing happened. The claim's
+    result (what the cast and the undo need) is returned. `run` runs the claim's transaction when one
+    `db.write()` is not enough (a create's insert is run again after a deadlock)."""
+    if run is not None:
+        claimed = run(claim)
+    else:
+        with db.write() as session:
+            claimed = claim(session)
+    try:
+        cast(claimed)
+    except ServiceUnavailable:
+        with db.write() as session:
+            undo(session, claimed)
+        raise
+    return claimed
 
 
 def owner_project(context: RequestContext, kind: str) -> str:

@@ -6,21 +6,19 @@ from sqlalchemy.orm import Session
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, owned
+from cinderblock.domain.common import DomainDeps, claim_and_cast, owned
 from cinderblock.domain.groups import CG_GROUP_TYPE, _by_name, get_group, group_service_host, members
 from cinderblock.domain.services import assert_not_frozen
-from cinderblock.model.errors import InvalidInput, InvalidState, NotFound, ServiceUnavailable
-from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupSnapshotStatus, GroupStatus
+from cinderblock.model import group_transitions as gtr
+from cinderblock.model import transitions as t
+from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
+from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupStatus
 from cinderblock.model.records import RequestContext
-from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import snapshot_usage
-
-DELETABLE = {GroupSnapshotStatus.AVAILABLE, GroupSnapshotStatus.ERROR}
-
 
 def get_group_snapshot(session: Session, context: RequestContext, ident: str, cg_api: bool = False) -> gt.GroupSnapshot:
     row = session.get(gt.GroupSnapshot, ident) or _by_name(session, gt.GroupSnapshot, context, ident)
@@ -54,7 +52,8 @@ class GroupSnapshotService:
     def create(self, context: RequestContext, group_id: str, name: str | None, description: str | None,
                cg_api: bool = False) -> gt.GroupSnapshot:
         defaults = self.deps.settings.quotas.as_dict()
-        with self.db.write() as session:
+
+        def claim(session: Session) -> tuple[gt.GroupSnapshot, str]:
             group = get_group(session, context, group_id, cg_api)
             if group.status != GroupStatus.AVAILABLE or group.host is None:
                 raise InvalidState(f"Invalid group: Group {group_id} status must be available, but current status "
@@ -65,36 +64,31 @@ class GroupSnapshotService:
                 raise InvalidInput(f"Invalid input received: Group {group_id} contains no volumes.")
             for volume in volumes:
                 # Touch each member under its status: a racing delete or detach cannot slip in.
-                if not compare_and_swap(session, tables.Volume, volume.id,
-                                        {"status": {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}},
-                                        {"status": volume.status}, tables.Volume.migration_status.is_(None)):
+                if not state.move(session, t.VOLUME_HOLD_FOR_SNAPSHOT, volume.id,
+                                  tables.Volume.migration_status.is_(None)):
                     raise InvalidState(f"Invalid volume: Volume {volume.id} status must be available or in-use, "
                                        f"but it is {volume.status}.")
             limits = quotas.effective_limits(defaults, session, group.project_id)
-            gsnap = gt.GroupSnapshot(group_id=group_id, project_id=group.project_id, user_id=context.user_id,
-                                     display_name=name, display_description=description,
-                                     status=GroupSnapshotStatus.CREATING, group_type_id=group.group_type_id)
-            session.add(gsnap)
+            gsnap: gt.GroupSnapshot = state.insert(
+                session, gtr.GROUP_SNAPSHOT_INSERT, group_id=group_id, project_id=group.project_id,
+                user_id=context.user_id, display_name=name, display_description=description,
+                group_type_id=group.group_type_id)
             session.flush()
             for volume in volumes:
                 quotas.consume(defaults, session, group.project_id,
                                snapshot_usage(volume.size, volume.volume_type.name), limits)
-                snapshot = tables.Snapshot(
-                    volume_id=volume.id, project_id=group.project_id, user_id=context.user_id,
-                    display_name=f"snapshot-{gsnap.id}" if name is None else name, display_description=description,
-                    status=SnapshotStatus.CREATING, progress="0%", volume_size=volume.size,
+                snapshot = state.insert(
+                    session, t.SNAPSHOT_INSERT, volume_id=volume.id, project_id=group.project_id,
+                    user_id=context.user_id, display_name=f"snapshot-{gsnap.id}" if name is None else name,
+                    display_description=description, progress="0%", volume_size=volume.size,
                     group_snapshot_id=gsnap.id)
                 snapshot.metadata_items = []
-                session.add(snapshot)
             session.flush()
-            host = group_service_host(group)
-        try:
-            self.deps.volumes.create_group_snapshot(context, host, gsnap.id)
-        except ServiceUnavailable:
-            with self.db.write() as session:
-                self._destroy(session, gsnap.id)
-            raise
-        return gsnap
+            return gsnap, group_service_host(group)
+
+        return claim_and_cast(
+            self.db, claim, lambda claimed: self.deps.volumes.create_group_snapshot(context, claimed[1], claimed[0].id),
+            lambda session, claimed: self._destroy(session, claimed[0].id))[0]
 
     def _destroy(self, session: Session, ident: str) -> None:
         for snapshot in session.scalars(select(tables.Snapshot).where(tables.Snapshot.group_snapshot_id == ident)):
@@ -107,35 +101,32 @@ class GroupSnapshotService:
             session.delete(row)
 
     def delete(self, context: RequestContext, ident: str, cg_api: bool = False) -> None:
-        with self.db.write() as session:
+        def claim(session: Session) -> tuple[str, str, dict[str, str]]:
             gsnap = get_group_snapshot(session, context, ident, cg_api)
             group = session.get(gt.Group, gsnap.group_id)
             assert group is not None and group.host is not None
             assert_not_frozen(session, group.host)
             creating_from = select(gt.Group.id).where(gt.Group.group_snapshot_id == ident,
                                                       gt.Group.status == GroupStatus.CREATING)
-            if not compare_and_swap(session, gt.GroupSnapshot, ident, {"status": DELETABLE},
-                                    {"status": GroupSnapshotStatus.DELETING}, ~exists(creating_from)):
+            if not state.move(session, gtr.GROUP_SNAPSHOT_DELETE.claim, ident, ~exists(creating_from)):
                 raise InvalidState(f"Invalid group snapshot: Group snapshot status must be available or error, "
                                    f"and no group may be being created from it (status: {gsnap.status}).")
             snaps = list(session.scalars(select(tables.Snapshot).where(tables.Snapshot.group_snapshot_id == ident)))
-            restore = {s.id: s.status for s in snaps}
             for snap in snaps:
-                snap.status = SnapshotStatus.DELETING
-            host, previous = group_service_host(group), gsnap.status
-        try:
-            self.deps.volumes.delete_group_snapshot(context, host, ident)
-        except ServiceUnavailable:
-            with self.db.write() as session:
-                compare_and_swap(session, gt.GroupSnapshot, ident, {"status": GroupSnapshotStatus.DELETING},
-                                 {"status": previous})
-                for snapshot_id, status in restore.items():
-                    compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": SnapshotStatus.DELETING},
-                                     {"status": status})
-            raise
+                state.move(session, t.SNAPSHOT_GROUP_DELETE.claim, snap.id)
+            return group_service_host(group), gsnap.status, {s.id: s.status for s in snaps}
+
+        def undo(session: Session, claimed: tuple[str, str, dict[str, str]]) -> None:
+            state.move(session, gtr.GROUP_SNAPSHOT_DELETE.undo, ident, to=claimed[1])
+            for snapshot_id, status in claimed[2].items():
+                state.move(session, t.SNAPSHOT_GROUP_DELETE.undo, snapshot_id, to=status)
+
+        claim_and_cast(self.db, claim,
+                       lambda claimed: self.deps.volumes.delete_group_snapshot(context, claimed[0], ident), undo)
 
     def reset_status(self, context: RequestContext, ident: str, status: str) -> None:
         if status not in GROUP_SNAPSHOT_RESET_STATUSES:
             raise InvalidInput(f"Invalid input received: Group snapshot status: {status}, is invalid.")
         with self.db.write() as session:
-            get_group_snapshot(session, context, ident).status = status
+            get_group_snapshot(session, context, ident)
+            state.move(session, gtr.GROUP_SNAPSHOT_RESET, ident, to=status)

@@ -12,15 +12,17 @@ from sqlalchemy.orm import Session
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, owned, owner_project
+from cinderblock.domain.common import DomainDeps, claim_and_cast, owned, owner_project
 from cinderblock.domain.group_types import find_group_type
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import find_type
-from cinderblock.model.errors import InvalidInput, InvalidState, NotFound, ServiceUnavailable
+from cinderblock.model import group_transitions as gtr
+from cinderblock.model import transitions as t
+from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.model.group_states import CG_GROUP_TYPE, GROUP_RESET_STATUSES, GroupSnapshotStatus, GroupStatus
 from cinderblock.model.records import BackendAddress, RequestContext
 from cinderblock.model.states import AttachStatus, VolumeStatus
@@ -110,30 +112,24 @@ class GroupService:
                 raise InvalidInput(f"Invalid input received: Availability zone '{zone}' is invalid.")
             type_specs = [v.specs() for v in vtypes]
             group_specs = gtype.specs()
-        with self.db.write() as session:
-            quotas.consume(self.deps.settings.quotas.as_dict(), session, context.project_id, GROUP_USAGE)
-            group = gt.Group(project_id=context.project_id, user_id=context.user_id, display_name=name,
-                             display_description=description, status=GroupStatus.CREATING,
-                             availability_zone=zone, group_type_id=gtype.id, replication_status="disabled")
-            group.volume_types = [gt.GroupVolumeType(volume_type_id=v.id) for v in vtypes]
-            session.add(group)
-            session.flush()
-            group_id = group.id
         if cg_api:
             group_specs = {**group_specs, "consistencygroup_support": "<is> True"}
-        try:
-            self.deps.scheduler.create_group(context, group_id, type_specs, group_specs, zone)
-        except ServiceUnavailable:
-            self._destroy(group_id, context.project_id)
-            raise
-        return self.get(context, group_id, cg_api=True)
 
-    def _destroy(self, group_id: str, project_id: str) -> None:
-        with self.db.write() as session:
-            row = session.get(gt.Group, group_id)
-            if row is not None:
-                session.delete(row)
-                quota_repo.release(session, project_id, GROUP_USAGE)
+        def claim(session: Session) -> str:
+            quotas.consume(self.deps.settings.quotas.as_dict(), session, context.project_id, GROUP_USAGE)
+            group: gt.Group = state.insert(
+                session, gtr.GROUP_INSERT, project_id=context.project_id, user_id=context.user_id,
+                display_name=name, display_description=description, availability_zone=zone,
+                group_type_id=gtype.id, replication_status="disabled")
+            group.volume_types = [gt.GroupVolumeType(volume_type_id=v.id) for v in vtypes]
+            session.flush()
+            return group.id
+
+        group_id = claim_and_cast(
+            self.db, claim,
+            lambda group_id: self.deps.scheduler.create_group(context, group_id, type_specs, group_specs, zone),
+            lambda session, group_id: _destroy(session, group_id, context.project_id))
+        return self.get(context, group_id, cg_api=True)
 
     def create_from_src(self, context: RequestContext, group_snapshot_id: str | None, source_group_id: str | None,
                         name: str | None, description: str | None, cg_api: bool = False) -> gt.Group:
@@ -144,7 +140,8 @@ class GroupService:
                                "Invalid input received: Either 'cgsnapshot_id' or 'source_cgid' must be "
                                "provided, but not both.")
         defaults = self.deps.settings.quotas.as_dict()
-        with self.db.write() as session:
+
+        def claim(session: Session) -> tuple[str, str]:
             if group_snapshot_id:
                 gsnap = session.get(gt.GroupSnapshot, group_snapshot_id)
                 if gsnap is None or not owned(gsnap, context):
@@ -178,36 +175,38 @@ class GroupService:
             assert_not_frozen(session, source.host)
             limits = quotas.effective_limits(defaults, session, context.project_id)
             quotas.consume(defaults, session, context.project_id, GROUP_USAGE, limits)
-            group = gt.Group(project_id=context.project_id, user_id=context.user_id, display_name=name,
-                             display_description=description, status=GroupStatus.CREATING, host=source.host,
-                             availability_zone=source.availability_zone, group_type_id=source.group_type_id,
-                             group_snapshot_id=group_snapshot_id, source_group_id=source_group_id,
-                             replication_status="disabled")
-            group.volume_types = [gt.GroupVolumeType(volume_type_id=t) for t in source.volume_type_ids()]
-            session.add(group)
+            group: gt.Group = state.insert(
+                session, gtr.GROUP_INSERT, project_id=context.project_id, user_id=context.user_id,
+                display_name=name, display_description=description, host=source.host,
+                availability_zone=source.availability_zone, group_type_id=source.group_type_id,
+                group_snapshot_id=group_snapshot_id, source_group_id=source_group_id, replication_status="disabled")
+            group.volume_types = [gt.GroupVolumeType(volume_type_id=ident) for ident in source.volume_type_ids()]
             session.flush()
             cg_id = group.id if is_cg(source) else None
             for volume, snap in sources:
                 quotas.consume(defaults, session, context.project_id, volume_usage(volume.size, volume.volume_type.name),
                                limits)
-                session.add(tables.Volume(
+                state.insert(
+                    session, t.VOLUME_INSERT,
                     project_id=context.project_id, user_id=context.user_id, display_name=volume.display_name,
-                    display_description=volume.display_description, size=volume.size, status=VolumeStatus.CREATING,
+                    display_description=volume.display_description, size=volume.size,
                     attach_status=AttachStatus.DETACHED, availability_zone=volume.availability_zone,
                     volume_type_id=volume.volume_type_id, host=volume.host, snapshot_id=snap.id if snap else None,
                     source_volid=None if snap else volume.id, replication_status="disabled",
-                    group_id=group.id, consistencygroup_id=cg_id))
+                    group_id=group.id, consistencygroup_id=cg_id)
             session.flush()
-            group_id, host = group.id, group_service_host(group)
-        try:
-            self.deps.volumes.create_group_from_src(context, host, group_id)
-        except ServiceUnavailable:
-            with self.db.write() as session:
-                for volume in members(session, group_id):
-                    quota_repo.release(session, volume.project_id, volume_usage(volume.size, volume.volume_type.name))
-                    session.delete(volume)
-            self._destroy(group_id, context.project_id)
-            raise
+            return group.id, group_service_host(group)
+
+        def undo(session: Session, claimed: tuple[str, str]) -> None:
+            for volume in members(session, claimed[0]):
+                quota_repo.release(session, volume.project_id, volume_usage(volume.size, volume.volume_type.name))
+                session.delete(volume)
+            session.flush()  # the members go before their group
+            _destroy(session, claimed[0], context.project_id)
+
+        group_id, _ = claim_and_cast(
+            self.db, claim, lambda claimed: self.deps.volumes.create_group_from_src(context, claimed[1], claimed[0]),
+            undo)
         return self.get(context, group_id, cg_api=True)
 
     # --- update --------------------------------------------------------------------------
@@ -217,7 +216,8 @@ class GroupService:
         if set(adds) & set(removes):
             raise InvalidInput(f"Invalid input received: UUIDs {sorted(set(adds) & set(removes))} are in both "
                                f"add and remove volume list.")
-        with self.db.write() as session:
+
+        def claim(session: Session) -> str | None:
             group = get_group(session, context, group_id, cg_api)
             if name is not ...:
                 group.display_name = name
@@ -225,8 +225,8 @@ class GroupService:
                 group.display_description = description
             if not adds and not removes:
                 # Cinder: a name/description-only update makes the group available whatever it was.
-                group.status = GroupStatus.AVAILABLE
-                return
+                state.move(session, gtr.GROUP_RENAME, group_id)
+                return None
             if group.status != GroupStatus.AVAILABLE:
                 raise InvalidState(f"Invalid group: Group {group_id} status must be available, but current "
                                    f"status is: {group.status}.")
@@ -234,17 +234,16 @@ class GroupService:
                 assert_not_frozen(session, group.host)
             self._check_adds(session, context, group, adds)
             self._check_removes(session, group, removes)
-            if not compare_and_swap(session, gt.Group, group_id, {"status": GroupStatus.AVAILABLE},
-                                    {"status": GroupStatus.UPDATING}):
+            if not state.move(session, gtr.GROUP_UPDATE.claim, group_id):
                 raise InvalidState(f"Invalid group: Group {group_id} status must be available.")
-            host = group_service_host(group)
-        try:
-            self.deps.volumes.update_group(context, host, group_id, adds, removes)
-        except ServiceUnavailable:
-            with self.db.write() as session:
-                compare_and_swap(session, gt.Group, group_id, {"status": GroupStatus.UPDATING},
-                                 {"status": GroupStatus.AVAILABLE})
-            raise
+            return group_service_host(group)
+
+        def cast(host: str | None) -> None:
+            if host is not None:
+                self.deps.volumes.update_group(context, host, group_id, adds, removes)
+
+        claim_and_cast(self.db, claim, cast,
+                       lambda session, host: state.move(session, gtr.GROUP_UPDATE.undo, group_id))
 
     def _check_adds(self, session: Session, context: RequestContext, group: gt.Group, adds: list[str]) -> None:
         types = set(group.volume_type_ids())
@@ -278,12 +277,12 @@ class GroupService:
 
     # --- delete --------------------------------------------------------------------------
     def delete(self, context: RequestContext, group_id: str, delete_volumes: bool, cg_api: bool = False) -> None:
-        with self.db.write() as session:
+        def claim(session: Session) -> tuple[str, str, dict[str, str]] | None:
             group = get_group(session, context, group_id, cg_api)
             if group.host is None:  # never placed: nothing on storage
                 session.delete(group)
                 quota_repo.release(session, group.project_id, GROUP_USAGE)
-                return
+                return None
             assert_not_frozen(session, group.host)
             volumes = members(session, group_id)
             if not delete_volumes:
@@ -304,34 +303,43 @@ class GroupService:
                 raise InvalidState(f"Invalid group: Group {group_id} has group snapshots.")
             busy = select(gt.Group.id).where(gt.Group.source_group_id == group_id,
                                              gt.Group.status == GroupStatus.CREATING)
-            if not compare_and_swap(session, gt.Group, group_id, {"status": group.status},
-                                    {"status": GroupStatus.DELETING}, ~exists(busy)):
+            if not state.move(session, gtr.GROUP_DELETE.claim, group_id, ~exists(busy), expect={"status": group.status}):
                 raise InvalidState(f"Invalid group: Group {group_id} changed or is a source being copied.")
             for volume in volumes:
-                if not compare_and_swap(session, tables.Volume, volume.id, {"status": volume.status},
-                                        {"status": VolumeStatus.DELETING, "previous_status": volume.status}):
+                if not state.move(session, t.VOLUME_GROUP_DELETE.claim, volume.id, expect={"status": volume.status},
+                                  values={"previous_status": volume.status}):
                     raise InvalidState(f"Invalid volume: Volume {volume.id} changed while the group was deleted.")
-            host, previous = group_service_host(group), group.status
-            restore = {v.id: v.status for v in volumes}
-        try:
-            self.deps.volumes.delete_group(context, host, group_id)
-        except ServiceUnavailable:
-            with self.db.write() as session:
-                compare_and_swap(session, gt.Group, group_id, {"status": GroupStatus.DELETING}, {"status": previous})
-                for volume_id, status in restore.items():
-                    compare_and_swap(session, tables.Volume, volume_id, {"status": VolumeStatus.DELETING},
-                                     {"status": status})
-            raise
+            return group_service_host(group), group.status, {v.id: v.status for v in volumes}
+
+        def cast(claimed: tuple[str, str, dict[str, str]] | None) -> None:
+            if claimed is not None:
+                self.deps.volumes.delete_group(context, claimed[0], group_id)
+
+        def undo(session: Session, claimed: tuple[str, str, dict[str, str]] | None) -> None:
+            assert claimed is not None
+            state.move(session, gtr.GROUP_DELETE.undo, group_id, to=claimed[1])
+            for volume_id, status in claimed[2].items():
+                state.move(session, t.VOLUME_GROUP_DELETE.undo, volume_id, to=status)
+
+        claim_and_cast(self.db, claim, cast, undo)
 
     def reset_status(self, context: RequestContext, group_id: str, status: str) -> None:
         if status not in GROUP_RESET_STATUSES:
             raise InvalidInput(f"Invalid input received: Group status: {status}, group status is invalid.")
         with self.db.write() as session:
-            get_group(session, context, group_id).status = status
+            get_group(session, context, group_id)
+            state.move(session, gtr.GROUP_RESET, group_id, to=status)
 
     def volume_count(self, group_id: str) -> int:
         with self.db.read() as session:
             return int(session.scalar(select(func.count()).where(tables.Volume.group_id == group_id)) or 0)
+
+
+def _destroy(session: Session, group_id: str, project_id: str) -> None:
+    row = session.get(gt.Group, group_id)
+    if row is not None:
+        session.delete(row)
+        quota_repo.release(session, project_id, GROUP_USAGE)
 
 
 def check_volume_in_group(session: Session, group_id: str, volume_type_id: str,

@@ -1,7 +1,7 @@
 """Backend replication admin actions (os-services failover_host / failover, freeze, thaw).
 
 Failover: one compare-and-swap claims the service (`enabled | failed-over | failover-error` and up →
-`failing-over`), then a cast; the caller polls os-services. Freeze and thaw are calls: the volume
+`failing-over`, model/group_transitions.py), then a cast; the caller polls os-services. Freeze and thaw are calls: the volume
 service asks its driver first and writes `frozen` only once it agreed.
 """
 from __future__ import annotations
@@ -10,18 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.repos import services as repo
 from cinderblock.domain.common import DomainDeps
 from cinderblock.domain.services import is_up
+from cinderblock.model import group_transitions as gtr
 from cinderblock.model.errors import InvalidInput
 from cinderblock.model.records import BackendAddress, RequestContext
-from cinderblock.model.states import ReplicationStatus as R
 
 VOLUME_BINARY = "cinder-volume"
-# Cinder accepts enabled and failed-over; failover-error too here, so an admin can retry after a
-# driver error or an interrupted failover (the driver reverted, the row names what serves).
-FAILOVER_FROM = (R.ENABLED, R.FAILED_OVER, R.FAILOVER_ERROR)
+# The service's states a failover starts from (enabled, failed-over, failover-error).
+FAILOVER_FROM = tuple(sorted(gtr.SERVICE_FAILOVER_FROM))
 
 
 class BackendReplication:
@@ -53,9 +52,7 @@ class BackendReplication:
             if not is_up(service, self.deps.settings.service_down_time):
                 raise InvalidInput(f"Invalid input received: the volume service {service.host} is down.")
         with self.deps.db.write() as session:
-            won = [service for service in services if compare_and_swap(
-                session, tables.Service, service.id, {"replication_status": set(FAILOVER_FROM)},
-                {"replication_status": R.FAILING_OVER})]
+            won = [service for service in services if state.move(session, gtr.SERVICE_FAILOVER, service.id)]
             if not won:
                 statuses = sorted({s.replication_status for s in services})
                 raise InvalidInput(
@@ -66,8 +63,7 @@ class BackendReplication:
                 self.deps.volumes.failover(context, service.host, backend_id)
             except Exception:  # nobody will run it: give the service its state back
                 with self.deps.db.write() as session:
-                    compare_and_swap(session, tables.Service, service.id, {"replication_status": R.FAILING_OVER},
-                                     {"replication_status": service.replication_status})
+                    state.move(session, gtr.SERVICE_FAILOVER_UNDONE, service.id, to=service.replication_status)
                 raise
 
     def freeze(self, context: RequestContext, host: str | None, cluster: str | None) -> None:

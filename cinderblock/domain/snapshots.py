@@ -4,17 +4,19 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, check_metadata, get_snapshot, get_volume, replace_metadata
+from cinderblock.domain.common import (DomainDeps, check_metadata, claim_and_cast, get_snapshot, get_volume,
+                                       replace_metadata)
 from cinderblock.domain.services import assert_not_frozen
 from cinderblock.domain.volumes import service_of
 from cinderblock.model import transitions as t
-from cinderblock.model.errors import InvalidInput, InvalidState, NotFound, ServiceUnavailable
+from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.model.records import RequestContext
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import snapshot_usage
@@ -47,7 +49,8 @@ class SnapshotService:
         if volume_id is None:
             raise NotFound.of("Volume", "None")
         check_metadata(metadata, self.deps.settings.max_metadata_items)
-        with self.db.write() as session:
+
+        def claim(session: Session) -> tuple[tables.Snapshot, str, str | None]:
             volume = get_volume(session, context, volume_id)
             if volume.host is None:
                 raise InvalidState(f"Invalid volume: Volume {volume_id} has not been placed on a backend yet.")
@@ -57,34 +60,35 @@ class SnapshotService:
                 allowed.add(VolumeStatus.IN_USE)
             # Touch the volume under the same condition: a racing delete either sees this snapshot
             # or this update sees its `deleting`.
-            if not compare_and_swap(session, tables.Volume, volume_id, {"status": allowed},
-                                    {"status": volume.status}, tables.Volume.migration_status.is_(None)):
+            if not state.move(session, t.VOLUME_HOLD_FOR_SNAPSHOT, volume_id, tables.Volume.migration_status.is_(None),
+                              expect={"status": allowed}):
                 raise InvalidState(f"Invalid volume: Volume {volume_id} status must be "
                                    f"{' or '.join(sorted(allowed))} to take a snapshot, but it is {volume.status}.")
             quotas.consume(self.deps.settings.quotas.as_dict(), session, volume.project_id,
                            snapshot_usage(volume.size, volume.volume_type.name))
-            snapshot = tables.Snapshot(
-                volume_id=volume_id, project_id=volume.project_id, user_id=context.user_id,
-                display_name=name, display_description=description, status=SnapshotStatus.CREATING,
-                progress="0%", volume_size=volume.size)
+            snapshot: tables.Snapshot = state.insert(
+                session, t.SNAPSHOT_INSERT, volume_id=volume_id, project_id=volume.project_id,
+                user_id=context.user_id, display_name=name, display_description=description, progress="0%",
+                volume_size=volume.size)
             snapshot.metadata_items = [tables.SnapshotMetadata(key=k, value=v) for k, v in metadata.items()]
-            session.add(snapshot)
             session.flush()
-            host, type_name = service_of(volume), volume.volume_type.name
-        try:
-            self.deps.volumes.create_snapshot(context, host, snapshot.id)
-        except ServiceUnavailable:
-            with self.db.write() as session:
-                row = session.get(tables.Snapshot, snapshot.id)
-                if row is not None:
-                    session.delete(row)
-                    quota_repo.release(session, snapshot.project_id, snapshot_usage(snapshot.volume_size, type_name))
-            raise
-        return snapshot
+            return snapshot, service_of(volume), volume.volume_type.name
+
+        def undo(session: Session, claimed: tuple[tables.Snapshot, str, str | None]) -> None:
+            snapshot, _, type_name = claimed
+            row = session.get(tables.Snapshot, snapshot.id)
+            if row is not None:
+                session.delete(row)
+                quota_repo.release(session, snapshot.project_id, snapshot_usage(snapshot.volume_size, type_name))
+
+        return claim_and_cast(
+            self.db, claim, lambda claimed: self.deps.volumes.create_snapshot(context, claimed[1], claimed[0].id),
+            undo)[0]
 
     def delete(self, context: RequestContext, snapshot_id: str, force: bool = False) -> None:
-        transition = t.SNAPSHOT_FORCE_DELETE if force else t.SNAPSHOT_DELETE
-        with self.db.write() as session:
+        operation = t.SNAPSHOT_FORCE_DELETE if force else t.SNAPSHOT_DELETE
+
+        def claim(session: Session) -> tuple[str, str]:
             snapshot = get_snapshot(session, context, snapshot_id)
             volume = session.get(tables.Volume, snapshot.volume_id)
             assert volume is not None and volume.host is not None
@@ -92,19 +96,14 @@ class SnapshotService:
             if snapshot.group_snapshot_id and not force:
                 raise InvalidState(f"Invalid snapshot: Snapshot {snapshot_id} is part of group snapshot "
                                    f"{snapshot.group_snapshot_id}; delete the group snapshot instead.")
-            if not compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": transition.from_states},
-                                    {"status": transition.transient, "previous_status": snapshot.status}):
+            if not state.move(session, operation.claim, snapshot_id, values={"previous_status": snapshot.status}):
                 raise InvalidState(f"Invalid snapshot: Volume Snapshot status must be available or error, "
                                    f"but it is {snapshot.status}.")
-            host, previous = service_of(volume), snapshot.status
-        try:
-            self.deps.volumes.delete_snapshot(context, host, snapshot_id)
-        except ServiceUnavailable:
-            # The volume service never got it: a 503 leaves the snapshot as it was.
-            with self.db.write() as session:
-                compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": transition.transient},
-                                 {"status": previous})
-            raise
+            return service_of(volume), snapshot.status
+
+        # The volume service never got it: a 503 leaves the snapshot as it was.
+        claim_and_cast(self.db, claim, lambda claimed: self.deps.volumes.delete_snapshot(context, claimed[0], snapshot_id),
+                       lambda session, claimed: state.move(session, operation.undo, snapshot_id, to=claimed[1]))
 
     def update(self, context: RequestContext, snapshot_id: str, name: Any = ..., description: Any = ...) -> tables.Snapshot:
         with self.db.write() as session:
@@ -120,8 +119,8 @@ class SnapshotService:
         if status not in {s.value for s in SnapshotStatus} - {SnapshotStatus.DELETED}:
             raise InvalidInput(f"Invalid input received: Invalid status: {status}.")
         with self.db.write() as session:
-            snapshot = get_snapshot(session, context, snapshot_id)
-            snapshot.status = status
+            get_snapshot(session, context, snapshot_id)
+            state.move(session, t.SNAPSHOT_RESET, snapshot_id, to=status)
 
     def report_status(self, context: RequestContext, snapshot_id: str, status: str, progress: str | None) -> None:
         """os-update_snapshot_status, with Cinder's rules and messages."""
@@ -129,14 +128,14 @@ class SnapshotService:
             raise InvalidInput("progress must be an integer percentage")
         with self.db.write() as session:
             current = get_snapshot(session, context, snapshot_id).status
-            allowed = t.SNAPSHOT_REPORTED_STATUS.get(current)
-            if allowed is None:
+            report = t.SNAPSHOT_REPORTS.get(current)
+            if report is None:
                 raise InvalidInput(f"Snapshot status {current} not allowed for update_snapshot_status")
-            if status not in allowed:
+            if status not in (report.to_states or ()):
                 raise InvalidInput(f"Provided snapshot status {status} not allowed for snapshot with status "
                                    f"{current}.")
-            values = {"status": status, **({"progress": progress} if progress else {})}
-            if not compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": current}, values):
+            if not state.move(session, report, snapshot_id, to=status,
+                              values={"progress": progress} if progress else None):
                 raise InvalidState(f"Invalid snapshot: Snapshot {snapshot_id} changed status meanwhile.")
 
     def set_metadata(self, context: RequestContext, snapshot_id: str, metadata: dict[str, str],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,21 +11,21 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import (DomainDeps, check_metadata, get_snapshot, get_volume, owner_project,
-                                         replace_metadata)
+from cinderblock.domain.common import (DomainDeps, check_metadata, claim_and_cast, get_snapshot, get_volume,
+                                       owner_project, replace_metadata)
 from cinderblock.domain.groups import check_volume_in_group, is_cg
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import resolve_type
 from cinderblock.model import transitions as t
 from cinderblock.domain.in_doubt import undo_create_in_doubt
-from cinderblock.model.errors import (Conflict, DatabaseUnavailable, InvalidInput, InvalidState, NotFound,
-                                     ServiceUnavailable)
+from cinderblock.model.errors import (Conflict, DatabaseUnavailable, InvalidInput, InvalidState, NotFound)
 from cinderblock.model.records import BackendAddress, RequestContext, RequestSpec
 from cinderblock.model.specs import malformed_specs, spec_is_true
+from cinderblock.model.machine import KEEP, Operation, Transition
 from cinderblock.model.states import AttachStatus, SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import extend_usage, volume_usage
 from cinderblock.scheduler import pools as pool_queries
@@ -117,26 +118,27 @@ class VolumeService:
             made.append(self._insert(session, context, request, plan))
             return made[-1]
 
-        try:
-            volume = self.db.transaction(insert)
-        except DatabaseUnavailable:
-            if made:  # flushed, so the commit was cut: it may have happened (domain/in_doubt.py)
-                undo_create_in_doubt(self.db, made[-1].id, context.project_id,
-                                     volume_usage(plan.size, plan.volume_type.name))
-            raise
+        def run(claim: Callable[[Session], tables.Volume]) -> tables.Volume:
+            try:
+                return self.db.transaction(claim)
+            except DatabaseUnavailable:
+                if made:  # flushed, so the commit was cut: it may have happened (domain/in_doubt.py)
+                    undo_create_in_doubt(self.db, made[-1].id, context.project_id,
+                                         volume_usage(plan.size, plan.volume_type.name))
+                raise
+
         # No zone asked for and a type listing zones: the scheduler picks among the type's zones.
         free_zone = (request.availability_zone is None and not request.snapshot_id and not request.source_volid
                      and bool(type_zones(plan.specs)))
-        spec = RequestSpec(volume_id=volume.id, size_gb=plan.size, project_id=context.project_id,
-                           volume_type_id=plan.volume_type.id, extra_specs=plan.specs,
-                           availability_zone=None if free_zone else plan.zone, required_backend=plan.source_host,
-                           snapshot_id=request.snapshot_id, source_volume_id=request.source_volid)
-        try:
-            self.deps.scheduler.create_volume(context, spec)
-        except ServiceUnavailable:
-            self._undo_create(volume)
-            raise
-        return volume
+
+        def cast(volume: tables.Volume) -> None:
+            self.deps.scheduler.create_volume(context, RequestSpec(
+                volume_id=volume.id, size_gb=plan.size, project_id=context.project_id,
+                volume_type_id=plan.volume_type.id, extra_specs=plan.specs,
+                availability_zone=None if free_zone else plan.zone, required_backend=plan.source_host,
+                snapshot_id=request.snapshot_id, source_volume_id=request.source_volid))
+
+        return claim_and_cast(self.db, insert, cast, self._undo_create, run=run)
 
     def _plan(self, session: Session, context: RequestContext, request: VolumeCreate) -> "_CreatePlan":
         owner_project(context, "volume")
@@ -201,9 +203,10 @@ class VolumeService:
                 plan: "_CreatePlan") -> tables.Volume:
         quotas.consume(self.deps.settings.quotas.as_dict(), session, context.project_id,
                        volume_usage(plan.size, plan.volume_type.name), plan.limits)
-        volume = tables.Volume(
+        volume: tables.Volume = state.insert(
+            session, t.VOLUME_INSERT,
             project_id=context.project_id, user_id=context.user_id, display_name=request.name,
-            display_description=request.description, size=plan.size, status=VolumeStatus.CREATING,
+            display_description=request.description, size=plan.size,
             attach_status=AttachStatus.DETACHED, availability_zone=plan.zone, volume_type_id=plan.volume_type.id,
             snapshot_id=request.snapshot_id, source_volid=request.source_volid,
             replication_status="enabled" if spec_is_true(plan.specs, "replication_enabled") else "disabled",
@@ -212,31 +215,31 @@ class VolumeService:
         )
         volume.metadata_items = [tables.VolumeMetadata(key=k, value=v) for k, v in request.metadata.items()]
         volume.attachments = []
-        session.add(volume)
         session.flush()
         # The type was read in the planning session; set it after the flush so the view has it
         # without the unit of work cascading the (unchanged) type into this transaction.
         set_committed_value(volume, "volume_type", plan.volume_type)
         return volume
 
-    def _undo_create(self, volume: tables.Volume) -> None:
-        with self.db.write() as session:
-            row = session.get(tables.Volume, volume.id)
-            if row is not None and row.host is None:
-                session.delete(row)
-                quota_repo.release(session, volume.project_id, volume_usage(volume.size, volume.volume_type.name))
+    @staticmethod
+    def _undo_create(session: Session, volume: tables.Volume) -> None:
+        row = session.get(tables.Volume, volume.id)
+        if row is not None and row.host is None:
+            session.delete(row)
+            quota_repo.release(session, volume.project_id, volume_usage(volume.size, volume.volume_type.name))
 
     # --- delete --------------------------------------------------------------------------
     def delete(self, context: RequestContext, volume_id: str, cascade: bool = False, force: bool = False) -> None:
-        transition = t.VOLUME_FORCE_DELETE if force else t.VOLUME_DELETE
-        with self.db.write() as session:
+        operation = t.VOLUME_FORCE_DELETE if force else t.VOLUME_DELETE
+
+        def claim(session: Session) -> tuple[str, str, dict[str, str]] | None:
             volume = get_volume(session, context, volume_id)
             if volume.host is None:
                 # Never scheduled: nothing exists on storage.
                 usage = volume_usage(volume.size, volume.volume_type.name)
                 session.delete(volume)
                 quota_repo.release(session, volume.project_id, usage)
-                return
+                return None
             assert_not_frozen(session, volume.host)
             snapshots_of = select(tables.Snapshot.id).where(tables.Snapshot.volume_id == volume_id)
             conditions: list[Any] = [tables.Volume.attach_status != AttachStatus.ATTACHED,
@@ -249,21 +252,25 @@ class VolumeService:
                 conditions.append(~exists(busy))
             else:
                 conditions.append(~exists(snapshots_of))
-            if not compare_and_swap(session, tables.Volume, volume_id, {"status": transition.from_states},
-                                    {"status": transition.transient, "previous_status": volume.status},
-                                    *conditions):
+            if not state.move(session, operation.claim, volume_id, *conditions,
+                              values={"previous_status": volume.status}):
                 raise InvalidState(DELETE_REFUSED)
             cascaded: dict[str, str] = {}
             if cascade:
                 for snapshot in session.scalars(snapshots_of.with_only_columns(tables.Snapshot)):
                     cascaded[snapshot.id] = snapshot.status
-                    snapshot.status = SnapshotStatus.DELETING
-            host, previous = service_of(volume), volume.status
-        try:
-            self.deps.volumes.delete_volume(context, host, volume_id)
-        except ServiceUnavailable:
-            self._undo_claim(volume_id, transition.transient, previous, snapshots=cascaded)
-            raise
+                    state.move(session, t.SNAPSHOT_CASCADE_DELETE.claim, snapshot.id)
+            return service_of(volume), volume.status, cascaded
+
+        def cast(claimed: tuple[str, str, dict[str, str]] | None) -> None:
+            if claimed is not None:
+                self.deps.volumes.delete_volume(context, claimed[0], volume_id)
+
+        def undo(session: Session, claimed: tuple[str, str, dict[str, str]] | None) -> None:
+            assert claimed is not None
+            _undo_claim(session, volume_id, operation, claimed[1], snapshots=claimed[2])
+
+        claim_and_cast(self.db, claim, cast, undo)
 
     # --- changes -------------------------------------------------------------------------
     def update(self, context: RequestContext, volume_id: str, name: Any = ..., description: Any = ...,
@@ -300,8 +307,9 @@ class VolumeService:
             volume.metadata_items.remove(items[0])
 
     def extend(self, context: RequestContext, volume_id: str, new_size: int, allow_in_use: bool) -> None:
-        transition = t.VOLUME_EXTEND_IN_USE if allow_in_use else t.VOLUME_EXTEND
-        with self.db.write() as session:
+        operation = t.VOLUME_EXTEND_IN_USE if allow_in_use else t.VOLUME_EXTEND
+
+        def claim(session: Session) -> tuple[str, str, tuple[str, dict[str, int]]]:
             volume = get_volume(session, context, volume_id)
             if new_size <= volume.size:
                 raise InvalidInput(f"Invalid input received: New size for extend must be greater than current "
@@ -314,23 +322,22 @@ class VolumeService:
             _check_pool_room(session, volume, new_size - volume.size)
             # The size is compared too: a racer that read the size before another extend finished
             # must not extend (and charge quota) again from that stale size.
-            if not compare_and_swap(session, tables.Volume, volume_id,
-                                    {"status": transition.from_states, "size": volume.size},
-                                    {"status": transition.transient, "previous_status": volume.status,
-                                     "requested_size": new_size}):  # kept for recovery (quota charged)
-                raise InvalidState(f"Invalid volume: Volume status must be {transition.describe_from()} to extend, "
+            if not state.move(session, operation.claim, volume_id, expect={"size": volume.size},
+                              values={"previous_status": volume.status,
+                                      "requested_size": new_size}):  # kept for recovery (quota charged)
+                raise InvalidState(f"Invalid volume: Volume status must be {operation.describe_from()} to extend, "
                                    f"but current status is: {volume.status}.")
             usage = extend_usage(new_size - volume.size, volume.volume_type.name)
             quotas.consume(self.deps.settings.quotas.as_dict(), session, volume.project_id, usage)
-            host, previous, project_id = service_of(volume), volume.status, volume.project_id
-        try:
-            self.deps.volumes.extend_volume(context, host, volume_id, new_size)
-        except ServiceUnavailable:
-            self._undo_claim(volume_id, transition.transient, previous, release=(project_id, usage))
-            raise
+            return service_of(volume), volume.status, (volume.project_id, usage)
+
+        claim_and_cast(self.db, claim,
+                       lambda claimed: self.deps.volumes.extend_volume(context, claimed[0], volume_id, new_size),
+                       lambda session, claimed: _undo_claim(session, volume_id, operation, claimed[1],
+                                                            release=claimed[2]))
 
     def revert(self, context: RequestContext, volume_id: str, snapshot_id: str) -> None:
-        with self.db.write() as session:
+        def claim(session: Session) -> tuple[str, str]:
             volume = get_volume(session, context, volume_id)
             snapshot = get_snapshot(session, context, snapshot_id)
             latest = session.scalar(select(tables.Snapshot).where(tables.Snapshot.volume_id == volume_id)
@@ -343,32 +350,17 @@ class VolumeService:
             if snapshot.volume_size != volume.size:
                 raise InvalidInput(f"Invalid input received: Volume {volume_id} size ({volume.size}G) differs "
                                    f"from snapshot size ({snapshot.volume_size}G); revert is not possible.")
-            if not compare_and_swap(session, tables.Volume, volume_id, {"status": t.VOLUME_REVERT.from_states},
-                                    {"status": t.VOLUME_REVERT.transient, "previous_status": volume.status}):
+            if not state.move(session, t.VOLUME_REVERT.claim, volume_id, values={"previous_status": volume.status}):
                 raise Conflict(f"Volume {volume_id} status must be available to revert, not {volume.status}.")
-            if not compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": t.SNAPSHOT_RESTORE.from_states},
-                                    {"status": t.SNAPSHOT_RESTORE.transient}):
+            if not state.move(session, t.SNAPSHOT_RESTORE.claim, snapshot_id):
                 raise Conflict(f"Snapshot {snapshot_id} status must be available to revert, not {snapshot.status}.")
-            host, previous = service_of(volume), volume.status
-        try:
-            self.deps.volumes.revert_to_snapshot(context, host, volume_id, snapshot_id)
-        except ServiceUnavailable:
-            self._undo_claim(volume_id, t.VOLUME_REVERT.transient, previous,
-                             snapshots={snapshot_id: SnapshotStatus.AVAILABLE})
-            raise
+            return service_of(volume), volume.status
 
-    def _undo_claim(self, volume_id: str, transient: str, previous: str,
-                    release: tuple[str, dict[str, int]] | None = None,
-                    snapshots: dict[str, str] | None = None) -> None:
-        """The volume service never got the request (503): put back what the claim changed, so a
-        503 means nothing happened. Guarded by the transient states, like every other outcome."""
-        with self.db.write() as session:
-            if compare_and_swap(session, tables.Volume, volume_id, {"status": transient},
-                                {"status": previous}) and release is not None:
-                quota_repo.release(session, *release)
-            for snapshot_id, status in (snapshots or {}).items():
-                compare_and_swap(session, tables.Snapshot, snapshot_id,
-                                 {"status": {SnapshotStatus.DELETING, SnapshotStatus.RESTORING}}, {"status": status})
+        claim_and_cast(self.db, claim,
+                       lambda claimed: self.deps.volumes.revert_to_snapshot(context, claimed[0], volume_id,
+                                                                            snapshot_id),
+                       lambda session, claimed: _undo_claim(session, volume_id, t.VOLUME_REVERT, claimed[1],
+                                                            restored=snapshot_id))
 
     def reset_status(self, context: RequestContext, volume_id: str, values: dict[str, Any]) -> None:
         with self.db.write() as session:
@@ -379,27 +371,26 @@ class VolumeService:
             if values.get("attach_status") == AttachStatus.DETACHED:
                 for attachment in list(volume.attachments):
                     session.delete(attachment)
-            for key, value in values.items():
-                setattr(volume, key, value)
+            others = {key: value for key, value in values.items() if key != "status"}
+            state.move(session, t.VOLUME_RESET, volume_id, to=values.get("status", KEEP), values=others)
 
     def set_flag(self, context: RequestContext, volume_id: str, flag: str, value: bool) -> None:
         with self.db.write() as session:
-            volume = get_volume(session, context, volume_id)
-            setattr(volume, flag, value)
+            get_volume(session, context, volume_id)
+            state.write_fields(session, "volume", volume_id, values={flag: value})  # never a state
 
     # --- attach --------------------------------------------------------------------------
-    def _claim(self, context: RequestContext, volume_id: str, expected: dict[str, Any], values: dict[str, Any],
-               message: str, *conditions: Any) -> tables.Volume:
+    def _claim(self, context: RequestContext, volume_id: str, transition: Transition, message: str,
+               *conditions: Any, expect: dict[str, Any] | None = None) -> tables.Volume:
         with self.db.write() as session:
             volume = get_volume(session, context, volume_id)
-            if not compare_and_swap(session, tables.Volume, volume_id, expected, values, *conditions):
+            if not state.move(session, transition, volume_id, *conditions, expect=expect):
                 raise InvalidState(message.format(status=volume.status))
             return volume
 
     def reserve(self, context: RequestContext, volume_id: str) -> None:
         # A multiattach volume may be reserved again while in use.
-        self._claim(context, volume_id, {"status": {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}},
-                    {"status": VolumeStatus.ATTACHING},
+        self._claim(context, volume_id, t.VOLUME_RESERVE,
                     "Invalid volume: Volume status must be available to reserve, but the status is {status}.",
                     (tables.Volume.status == VolumeStatus.AVAILABLE) | tables.Volume.multiattach.is_(True))
 
@@ -407,21 +398,18 @@ class VolumeService:
         with self.db.write() as session:
             volume = get_volume(session, context, volume_id)
             target = VolumeStatus.IN_USE if volume.attachments else VolumeStatus.AVAILABLE
-            compare_and_swap(session, tables.Volume, volume_id, {"status": VolumeStatus.ATTACHING},
-                             {"status": target})
+            state.move(session, t.VOLUME_UNRESERVE, volume_id, to=target)
 
     def begin_detaching(self, context: RequestContext, volume_id: str) -> None:
-        self._claim(context, volume_id, {"status": VolumeStatus.IN_USE, "attach_status": AttachStatus.ATTACHED},
-                    {"status": VolumeStatus.DETACHING},
+        self._claim(context, volume_id, t.VOLUME_BEGIN_DETACH,
                     "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status "
                     "must be 'attached' to detach, but the status is {status}.",
-                    tables.Volume.migration_status.is_(None))
+                    tables.Volume.migration_status.is_(None), expect={"attach_status": AttachStatus.ATTACHED})
 
     def roll_detaching(self, context: RequestContext, volume_id: str) -> None:
         with self.db.write() as session:
             get_volume(session, context, volume_id)
-            compare_and_swap(session, tables.Volume, volume_id, {"status": VolumeStatus.DETACHING},
-                             {"status": VolumeStatus.IN_USE})
+            state.move(session, t.VOLUME_ROLL_DETACHING, volume_id)
 
     def _placed(self, context: RequestContext, volume_id: str) -> tables.Volume:
         volume = self.get(context, volume_id)
@@ -447,6 +435,18 @@ class VolumeService:
         volume = self._placed(context, volume_id)
         self.deps.volumes.detach_volume(context, service_of(volume), volume_id, attachment_id)
 
+
+def _undo_claim(session: Session, volume_id: str, operation: Operation, previous: str,
+                release: tuple[str, dict[str, int]] | None = None, snapshots: dict[str, str] | None = None,
+                restored: str | None = None) -> None:
+    """The volume service never got the request (503): put back what the claim changed. Guarded by the
+    transient states, like every other outcome."""
+    if state.move(session, operation.undo, volume_id, to=previous) and release is not None:
+        quota_repo.release(session, *release)
+    for snapshot_id, status in (snapshots or {}).items():
+        state.move(session, t.SNAPSHOT_CASCADE_DELETE.undo, snapshot_id, to=status)
+    if restored is not None:
+        state.move(session, t.SNAPSHOT_RESTORE.undo, restored)
 
 
 def _check_pool_room(session: Session, volume: tables.Volume, more_gb: int) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cinderblock.coordination import LocalLocks, make_locks
 
 from cinderblock.db import migrate, tables
-from cinderblock.db.cas import fail_unplaced_create
+from cinderblock.db.transition import fail_unplaced_create
 from cinderblock.model import transitions
 from cinderblock.runtime.service import (Heartbeat, SchedulerService, VolumeService, start_scheduler,
                                          start_volume_services)

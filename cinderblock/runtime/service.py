@@ -14,7 +14,8 @@ from cinderblock.config.settings import BackendSettings, Settings
 from cinderblock.coordination import LocalLocks
 from cinderblock.db import tables
 from cinderblock.db import group_tables as gt
-from cinderblock.db.cas import compare_and_swap, fail_unplaced_create
+from cinderblock.db import transition as state
+from cinderblock.db.transition import fail_unplaced_create
 from cinderblock.db.loading import load_volume
 from cinderblock.db.engine import Database
 from cinderblock.db.repos import services
@@ -139,7 +140,8 @@ class UnplacedSweeper:
         assert self.scheduler is not None
         with self.db.write() as session:
             # Taken by touching it (updated_at), so no other scheduler's sweeper sends it too.
-            if not compare_and_swap(session, tables.Volume, volume_id, transitions.UNPLACED_CREATE, {}, still_stale):
+            if not state.move(session, transitions.VOLUME_PLACE, volume_id, still_stale,
+                              expect=transitions.UNPLACED_CREATE):
                 return
             volume = load_volume(session, volume_id)
             assert volume is not None

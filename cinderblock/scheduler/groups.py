@@ -11,11 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cinderblock.db import group_tables as gt
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
+from cinderblock.model import group_transitions as gtr
 from cinderblock.db.engine import Database
 from cinderblock.model.errors import ServiceUnavailable
-from cinderblock.model.group_states import GroupStatus
 from cinderblock.model.records import RequestContext, RequestSpec
 from cinderblock.rpc.clients import VolumeClient
 from cinderblock.scheduler import extra_specs as grammar
@@ -76,8 +75,8 @@ def place_group(db: Database, volumes: VolumeClient, pools: list[PoolState], con
         return
     pool = decision.pool
     with db.write() as session:
-        if not compare_and_swap(session, gt.Group, group_id, {"status": GroupStatus.CREATING, "host": None},
-                                {"host": pool.address}):
+        if not state.move(session, gtr.GROUP_PLACE, group_id, expect=gtr.UNPLACED_GROUP_CREATE,
+                          values={"host": pool.address}):
             LOG.info("group %s is no longer waiting to be placed; skipped", group_id)
             return
     try:
@@ -89,5 +88,4 @@ def place_group(db: Database, volumes: VolumeClient, pools: list[PoolState], con
 def _fail(db: Database, group_id: str, reason: str, placed: bool = False) -> None:
     LOG.warning(reason)
     with db.write() as session:
-        compare_and_swap(session, gt.Group, group_id, {"status": GroupStatus.CREATING},
-                         {"status": GroupStatus.ERROR, "error_reason": reason})
+        state.move(session, gtr.GROUP_CREATE.fail, group_id, values={"error_reason": reason})

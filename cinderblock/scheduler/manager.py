@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.db import tables
-from cinderblock.db.cas import fail_unplaced_create
+from cinderblock.db.transition import fail_unplaced_create
 from cinderblock.db.engine import Database
 from cinderblock.domain import messages
 from cinderblock.model import transitions

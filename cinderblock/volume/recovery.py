@@ -40,13 +40,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
-from cinderblock.model import transitions
+from cinderblock.db import transition as state
+from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions as t
+from cinderblock.model.machine import Transition
 from cinderblock.model.group_states import GroupSnapshotStatus, GroupStatus
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.volume.driver import SnapshotRef, StorageListing, VolumeRef
@@ -143,12 +144,9 @@ def _recover_group_replication(deps: WorkflowDeps) -> None:
             gt.Group.replication_status.in_(REPLICATION_TRANSIENT))))
         for group_id in groups:
             LOG.warning("recovery: group %s replication change interrupted → error", group_id)
-            session.execute(update(gt.Group).where(gt.Group.id == group_id).values(
-                replication_status="error", status="error",
-                error_reason="recovered after restart: replication change interrupted"))
-            session.execute(update(tables.Volume).where(
-                tables.Volume.group_id == group_id, tables.Volume.replication_status.in_(REPLICATION_TRANSIENT),
-            ).values(replication_status="error"))
+            state.move(session, gtr.GROUP_REPLICATION_INTERRUPTED, group_id, values={
+                "status": "error", "error_reason": "recovered after restart: replication change interrupted"})
+            state.move_all(session, t.VOLUME_REPLICATION_INTERRUPTED, tables.Volume.group_id == group_id)
 
 
 def _in_chunks(session: Any, table: Any, column: Any, values: list[str]) -> Iterator[Any]:
@@ -156,13 +154,15 @@ def _in_chunks(session: Any, table: Any, column: Any, values: list[str]) -> Iter
         yield from session.scalars(select(table).where(column.in_(values[start:start + CHUNK])))
 
 
-def _set(deps: WorkflowDeps, table: type, ident: str, expected: str, status: str, reason: str,
+def _set(deps: WorkflowDeps, transition: Transition, ident: str, expected: str, status: str, reason: str,
          **values: Any) -> None:
+    """The row from `expected` (found so) to `status`, by the declared transition."""
+    table = state.TABLES[transition.resource]
     # In the periodic sweep: only a row still unchanged since it was found stale (no claim meanwhile).
     conditions = [_changed(table) < _CUTOFF[0]] if _CUTOFF[0] is not None else []
     with deps.db.write() as session:
-        if compare_and_swap(session, table, ident, {"status": expected},
-                            {"status": status, "error_reason": f"{_WHY[0]}: {reason}", **values}, *conditions):
+        if state.move(session, transition, ident, *conditions, to=status, expect={"status": expected},
+                      values={"error_reason": f"{_WHY[0]}: {reason}", **values}):
             LOG.warning("recovery: %s %s %s → %s (%s)", table.__name__, ident, expected, status, reason)
 
 
@@ -171,52 +171,54 @@ def _recover_volume(deps: WorkflowDeps, volume: tables.Volume, listing: StorageL
     if status == VolumeStatus.CREATING:
         # Drivers only make a volume visible under its final name once it is complete.
         if stored is not None:
-            _set(deps, tables.Volume, volume.id, status, VolumeStatus.AVAILABLE, "storage exists")
+            _set(deps, t.VOLUME_CREATE.succeed, volume.id, status, VolumeStatus.AVAILABLE, "storage exists")
         else:
-            _set(deps, tables.Volume, volume.id, status, VolumeStatus.ERROR, "storage was never completed")
+            _set(deps, t.VOLUME_CREATE.fail, volume.id, status, VolumeStatus.ERROR, "storage was never completed")
     elif status == VolumeStatus.DELETING:
         LOG.warning("recovery: Volume %s deleting: the delete runs again", volume.id)
         delete.delete_volume(deps, volume.id)
     elif status == VolumeStatus.EXTENDING and volume.requested_size is not None:
         requested = volume.requested_size
         if stored is not None and stored >= requested * GiB:
-            _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
-                 "extend had completed on storage", size=requested, requested_size=None)
+            _set(deps, t.VOLUME_EXTEND_IN_USE.succeed, volume.id, status,
+                 volume.previous_status or VolumeStatus.AVAILABLE, "extend had completed on storage", size=requested,
+                 requested_size=None)
         else:  # the quota for it is charged: finish it (a failure gives the charge back)
             LOG.warning("recovery: Volume %s extending: the extend to %d GiB runs again", volume.id, requested)
             extend.extend_volume(deps, volume.id, requested)
     elif status == VolumeStatus.EXTENDING:  # a row from before requested_size was kept
         if stored is not None and stored > volume.size * GiB:
-            _set(deps, tables.Volume, volume.id, status, volume.previous_status or VolumeStatus.AVAILABLE,
-                 "extend had completed on storage", size=math.ceil(stored / GiB))
+            _set(deps, t.VOLUME_EXTEND_IN_USE.succeed, volume.id, status,
+                 volume.previous_status or VolumeStatus.AVAILABLE, "extend had completed on storage",
+                 size=math.ceil(stored / GiB))
         else:
-            _set(deps, tables.Volume, volume.id, status, t.VOLUME_EXTEND.failure, "extend interrupted")
+            _set(deps, t.VOLUME_EXTEND_IN_USE.fail, volume.id, status, t.VOLUME_EXTEND.failure, "extend interrupted")
     elif status == VolumeStatus.REVERTING:
-        _set(deps, tables.Volume, volume.id, status, t.VOLUME_REVERT.failure, "revert interrupted")
+        _set(deps, t.VOLUME_REVERT.fail, volume.id, status, t.VOLUME_REVERT.failure, "revert interrupted")
     elif status in (VolumeStatus.ATTACHING, VolumeStatus.DETACHING):
         attached = bool(volume.attachments)
-        _set(deps, tables.Volume, volume.id, status, VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE,
-             f"{status} interrupted")
+        _set(deps, t.VOLUME_SETTLE_ATTACH, volume.id, status,
+             VolumeStatus.IN_USE if attached else VolumeStatus.AVAILABLE, f"{status} interrupted")
         if not attached and volume.id in listing.exports:
             deps.driver.remove_export(volume_ref(volume))
     elif status in HAS_STORAGE and stored is None:
-        _set(deps, tables.Volume, volume.id, status, VolumeStatus.ERROR, "its storage is missing")
+        _set(deps, t.VOLUME_STORAGE_LOST, volume.id, status, VolumeStatus.ERROR, "its storage is missing")
 
 
 def _recover_snapshot(deps: WorkflowDeps, snap: tables.Snapshot, listing: StorageListing) -> None:
     stored = snap.id in listing.snapshots
     if snap.status == SnapshotStatus.CREATING:
         if stored:
-            _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.AVAILABLE, "storage exists")
+            _set(deps, t.SNAPSHOT_CREATE.succeed, snap.id, snap.status, SnapshotStatus.AVAILABLE, "storage exists")
         else:
-            _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.ERROR, "creation interrupted")
+            _set(deps, t.SNAPSHOT_CREATE.fail, snap.id, snap.status, SnapshotStatus.ERROR, "creation interrupted")
     elif snap.status == SnapshotStatus.DELETING:
         LOG.warning("recovery: Snapshot %s deleting: the delete runs again", snap.id)
         snapshot.delete_snapshot(deps, snap.id)
     elif snap.status == SnapshotStatus.RESTORING:
-        _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.AVAILABLE, "revert interrupted")
+        _set(deps, t.SNAPSHOT_RESTORE.succeed, snap.id, snap.status, SnapshotStatus.AVAILABLE, "revert interrupted")
     elif snap.status == SnapshotStatus.AVAILABLE and not stored:
-        _set(deps, tables.Snapshot, snap.id, snap.status, SnapshotStatus.ERROR, "its storage is missing")
+        _set(deps, t.SNAPSHOT_STORAGE_LOST, snap.id, snap.status, SnapshotStatus.ERROR, "its storage is missing")
 
 
 def _on_this_host(deps: WorkflowDeps) -> Any:
@@ -224,16 +226,12 @@ def _on_this_host(deps: WorkflowDeps) -> Any:
     return (gt.Group.host == prefix) | gt.Group.host.like(f"{prefix}#%")
 
 
-def _set_group_row(deps: WorkflowDeps, table: type, ident: str, expected: str, status: str, reason: str) -> None:
-    _set(deps, table, ident, expected, status, reason)
-
-
 def _stale(table: Any, cutoff: dt.datetime | None) -> list[Any]:
     return [] if cutoff is None else [_changed(table) < cutoff]
 
 
 def _recover_group_snapshots(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callable[[str], bool]) -> None:
-    create, delete_ = transitions.GROUP_SNAPSHOT_CREATE, transitions.GROUP_SNAPSHOT_DELETE
+    create, delete_ = gtr.GROUP_SNAPSHOT_CREATE, gtr.GROUP_SNAPSHOT_DELETE
     with deps.db.read() as session:
         rows = [(ident, status) for ident, status in session.execute(
             select(gt.GroupSnapshot.id, gt.GroupSnapshot.status).join(
@@ -248,14 +246,15 @@ def _recover_group_snapshots(deps: WorkflowDeps, cutoff: dt.datetime | None, bus
             LOG.warning("recovery: GroupSnapshot %s deleting: the delete runs again", ident)
             groups.delete_group_snapshot(deps, ident)
         elif members[ident] and set(members[ident]) == {SnapshotStatus.AVAILABLE}:
-            _set_group_row(deps, gt.GroupSnapshot, ident, status, create.success, "every member snapshot exists")
+            _set(deps, gtr.GROUP_SNAPSHOT_SETTLE, ident, status, GroupSnapshotStatus.AVAILABLE,
+                 "every member snapshot exists")
         else:
-            _set_group_row(deps, gt.GroupSnapshot, ident, status, create.failure,
-                           f"member snapshots {', '.join(sorted(set(members[ident]))) or 'missing'}")
+            _set(deps, gtr.GROUP_SNAPSHOT_SETTLE, ident, status, create.failure,
+                 f"member snapshots {', '.join(sorted(set(members[ident]))) or 'missing'}")
 
 
 def _recover_groups(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callable[[str], bool]) -> None:
-    create, update_, delete_ = transitions.GROUP_CREATE, transitions.GROUP_UPDATE, transitions.GROUP_DELETE
+    create, update_, delete_ = gtr.GROUP_CREATE, gtr.GROUP_UPDATE, gtr.GROUP_DELETE
     with deps.db.read() as session:
         rows = [(ident, status) for ident, status in session.execute(select(gt.Group.id, gt.Group.status).where(
             _on_this_host(deps), gt.Group.status.in_([create.transient, update_.transient, delete_.transient]),
@@ -267,11 +266,11 @@ def _recover_groups(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callab
             LOG.warning("recovery: Group %s deleting: the delete runs again", ident)
             groups.delete_group(deps, ident)
         elif status == update_.transient:
-            _set_group_row(deps, gt.Group, ident, status, update_.success, "update interrupted; members as listed")
+            _set(deps, update_.succeed, ident, status, GroupStatus.AVAILABLE, "update interrupted; members as listed")
         elif failed[ident]:
-            _set_group_row(deps, gt.Group, ident, status, create.failure, f"{failed[ident]} member(s) not created")
+            _set(deps, create.fail, ident, status, create.failure, f"{failed[ident]} member(s) not created")
         else:
-            _set_group_row(deps, gt.Group, ident, status, create.success, "nothing left to create")
+            _set(deps, create.succeed, ident, status, GroupStatus.AVAILABLE, "nothing left to create")
 
 
 def _remove_orphans(deps: WorkflowDeps, listing: StorageListing, volume_rows: set[str],

@@ -30,11 +30,11 @@ def test_sweeper_fails_only_old_unplaced_creates(make_cloud: Callable[..., Cloud
 
 
 def test_one_rule_fails_an_unplaced_create(make_cloud: Callable[..., Cloud]) -> None:
-    """transitions.UNPLACED_CREATE, applied by db.cas.fail_unplaced_create: the embedded start-up, this
+    """transitions.UNPLACED_CREATE, applied by db.transition.fail_unplaced_create: the embedded start-up, this
     sweeper and the scheduler's "no valid backend" all go through it (no status literal of their own)."""
     from pathlib import Path
 
-    from cinderblock.db.cas import fail_unplaced_create
+    from cinderblock.db.transition import fail_unplaced_create
 
     cloud = make_cloud("")
     unplaced, placed, done = (cloud.create_volume(1) for _ in range(3))

@@ -6,7 +6,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from cinderblock.db import transition as state
 from cinderblock.db.tables import Service, utcnow
+from cinderblock.model.group_transitions import SERVICE_RESET_ACTIVE_BACKEND
 
 
 def register(session: Session, host: str, binary: str, topic: str, zone: str, alive: bool = True) -> Service:
@@ -66,6 +68,8 @@ def reset_active_backend(session: Session, host: str, enable_replication: bool, 
         raise InvalidState(f"{host} is still running (last heartbeat {row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC): "
                            "stop its volume service first, or pass --force.")
     row.disabled, row.disabled_reason = False, None
-    row.active_backend_id = active_backend_id
-    row.replication_status = "enabled" if enable_replication else "disabled"
+    session.flush()
+    state.move(session, SERVICE_RESET_ACTIVE_BACKEND, row.id, to="enabled" if enable_replication else "disabled",
+               values={"active_backend_id": active_backend_id})
+    session.refresh(row)
     return row

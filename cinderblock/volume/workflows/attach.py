@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from cinderblock.db import tables
 from cinderblock.db.loading import load_volume
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
+from cinderblock.model import transitions
 from cinderblock.model.errors import InvalidState, NotFound
 from cinderblock.model.states import AttachStatus, VolumeStatus
 from cinderblock.volume.driver import Connector
@@ -29,7 +30,7 @@ def initialize_connection(deps: WorkflowDeps, volume_id: str, connector: dict[st
     values = model_values(export)
     if values:
         with deps.db.write() as session:
-            session.execute(tables.Volume.__table__.update().where(tables.Volume.id == volume_id).values(**values))
+            state.write_fields(session, "volume", volume_id, values=values)  # an export's fields, never a state
         ref = volume_ref(_load(deps, volume_id))
     info = deps.driver.initialize_connection(ref, conn).to_dict()
     info["data"]["access_mode"] = "ro" if volume.readonly else "rw"
@@ -41,9 +42,8 @@ def terminate_connection(deps: WorkflowDeps, volume_id: str, connector: dict[str
     deps.driver.terminate_connection(volume_ref(volume), Connector(connector) if connector else None)
     with deps.db.write() as session:
         # A volume reserved for an attach that never happened goes back to available.
-        compare_and_swap(session, tables.Volume, volume_id,
-                         {"status": VolumeStatus.ATTACHING, "attach_status": AttachStatus.DETACHED},
-                         {"status": VolumeStatus.AVAILABLE})
+        state.move(session, transitions.VOLUME_UNRESERVE, volume_id, to=VolumeStatus.AVAILABLE,
+                   expect={"attach_status": AttachStatus.DETACHED})
 
 
 def attach_volume(deps: WorkflowDeps, volume_id: str, attachment: dict[str, Any]) -> None:
@@ -57,14 +57,14 @@ def attach_volume(deps: WorkflowDeps, volume_id: str, attachment: dict[str, Any]
             allowed.add(VolumeStatus.IN_USE)
         if volume.readonly and mode != "ro":
             raise InvalidState(f"Invalid volume: Volume {volume_id} is read-only; attach it with mode ro.")
-        if not compare_and_swap(session, tables.Volume, volume_id, {"status": allowed},
-                                {"status": VolumeStatus.IN_USE, "attach_status": AttachStatus.ATTACHED}):
+        if not state.move(session, transitions.VOLUME_ATTACH, volume_id, expect={"status": allowed},
+                          values={"attach_status": AttachStatus.ATTACHED}):
             raise InvalidState(f"Invalid volume: Volume {volume_id} status must be "
                                f"{' or '.join(sorted(allowed))} to attach, not {volume.status}.")
-        session.add(tables.VolumeAttachment(
-            volume_id=volume_id, instance_uuid=attachment.get("instance_uuid"),
-            attached_host=attachment.get("host_name"), mountpoint=attachment.get("mountpoint"),
-            attach_mode=mode, attach_status=AttachStatus.ATTACHED, attach_time=tables.utcnow()))
+        state.insert(session, transitions.ATTACHMENT_INSERT,
+                     volume_id=volume_id, instance_uuid=attachment.get("instance_uuid"),
+                     attached_host=attachment.get("host_name"), mountpoint=attachment.get("mountpoint"),
+                     attach_mode=mode, attach_time=tables.utcnow())
 
 
 def detach_volume(deps: WorkflowDeps, volume_id: str, attachment_id: str | None) -> None:
@@ -85,10 +85,10 @@ def detach_volume(deps: WorkflowDeps, volume_id: str, attachment_id: str | None)
         for attachment in chosen:
             session.delete(attachment)
         remaining = len(attachments) - len(chosen)
-        values: dict[str, Any] = ({"status": VolumeStatus.IN_USE} if remaining else
-                                  {"status": VolumeStatus.AVAILABLE, "attach_status": AttachStatus.DETACHED})
-        if not compare_and_swap(session, tables.Volume, volume_id,
-                                {"status": {VolumeStatus.IN_USE, VolumeStatus.DETACHING}}, values):
+        detached = state.move(session, transitions.VOLUME_DETACH, volume_id, to=VolumeStatus.IN_USE) if remaining else (
+            state.move(session, transitions.VOLUME_DETACH, volume_id, to=VolumeStatus.AVAILABLE,
+                       values={"attach_status": AttachStatus.DETACHED}))
+        if not detached:
             raise InvalidState(f"Invalid volume: Volume {volume_id} status must be in-use or detaching "
                                f"to detach, not {volume.status}.")
     if not remaining:

@@ -1,8 +1,9 @@
 """What every workflow shares: its dependencies, record conversion, and the outcome writers.
 
 A workflow claims nothing (the domain did, by compare-and-swap); it runs the driver and then moves
-the resource from the transient state to the transition's success or failure state, again by
-compare-and-swap on the transient state, so a reset-state in between wins over a stale outcome.
+the resource from the transient state to the operation's success or failure state (its declared
+`succeed` and `fail` transitions, db/transition.py), again by compare-and-swap on the transient state,
+so a reset-state in between wins over a stale outcome.
 
 Storage work on one resource runs under `deps.locks` (cinderblock.coordination): `volume-<id>` or
 `snapshot-<id>`, held across hosts when coordination is configured. Order, to never deadlock: a
@@ -23,10 +24,10 @@ from typing import Any, TypeVar
 from cinderblock.config.settings import BackendSettings
 from cinderblock.coordination import LocalLocks
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.engine import Database
 from cinderblock.model.errors import DatabaseUnavailable
-from cinderblock.model.transitions import Transition
+from cinderblock.model.machine import Operation
 from cinderblock.volume.driver import ModelUpdate, SnapshotRef, VolumeDriver, VolumeRef
 
 LOG = logging.getLogger(__name__)
@@ -92,33 +93,32 @@ def model_values(update: ModelUpdate | None) -> dict[str, Any]:
     return {key: value for key, value in update.__dict__.items() if value is not None}
 
 
-def succeed(db: Database, table: type[Any], ident: str, transition: Transition,
-            previous: str | None, values: dict[str, Any] | None = None) -> bool:
-    """transient → success (or back to `previous` when the transition restores it)."""
-    status = transition.success or previous
+def succeed(db: Database, ident: str, operation: Operation, previous: str | None,
+            values: dict[str, Any] | None = None) -> bool:
+    """transient → success (or back to `previous` when the operation restores it)."""
+    status = operation.success or previous
 
     def write() -> bool:
         with db.write() as session:
-            return compare_and_swap(session, table, ident, {"status": transition.transient},
-                                    {"status": status, "error_reason": None, **(values or {})})
+            return state.move(session, operation.succeed, ident, to=status,
+                              values={"error_reason": None, **(values or {})})
 
-    won = retry_db(write, f"{transition.name} of {table.__name__} {ident}")
+    won = retry_db(write, f"{operation.name} of {operation.resource} {ident}")
     if not won:
         LOG.warning("%s %s left %s before %s finished; outcome not written",
-                    table.__name__, ident, transition.transient, transition.name)
+                    operation.resource, ident, operation.transient, operation.name)
     return won
 
 
-def fail(db: Database, table: type[Any], ident: str, transition: Transition, error: BaseException,
+def fail(db: Database, ident: str, operation: Operation, error: BaseException,
          values: dict[str, Any] | None = None) -> None:
     """transient → failure, with the reason kept for admins and logged in full."""
-    LOG.error("%s of %s %s failed: %s", transition.name, table.__name__, ident, error,
+    LOG.error("%s of %s %s failed: %s", operation.name, operation.resource, ident, error,
               exc_info=(type(error), error, error.__traceback__))
     reason = f"{type(error).__name__}: {error}"[:1000]
 
     def write() -> bool:
         with db.write() as session:
-            return compare_and_swap(session, table, ident, {"status": transition.transient},
-                                    {"status": transition.failure, "error_reason": reason, **(values or {})})
+            return state.move(session, operation.fail, ident, values={"error_reason": reason, **(values or {})})
 
-    retry_db(write, f"{transition.name} of {table.__name__} {ident}")
+    retry_db(write, f"{operation.name} of {operation.resource} {ident}")

@@ -10,7 +10,7 @@ from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.loading import load_volume
 from cinderblock.model import transitions
 from cinderblock.domain import messages
@@ -43,9 +43,9 @@ def create_volume(deps: WorkflowDeps, volume_id: str, pool: str | None, spec: Re
         # Already ours counts too: a commit whose answer the database connection lost did happen, and
         # this message is then run again (retry_db) — it must go on, not leave the volume `creating`.
         with deps.db.write() as session:
-            return compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient},
-                                    {"host": host, "availability_zone": deps.backend.availability_zone},
-                                    or_(tables.Volume.host.is_(None), tables.Volume.host == host))
+            return state.move(session, transitions.VOLUME_PLACE, volume_id,
+                              or_(tables.Volume.host.is_(None), tables.Volume.host == host),
+                              values={"host": host, "availability_zone": deps.backend.availability_zone})
 
     if not retry_db(claim, f"create of volume {volume_id}", budget=None):
         LOG.info("volume %s is no longer waiting to be created; skipped", volume_id)
@@ -59,7 +59,7 @@ def create_volume(deps: WorkflowDeps, volume_id: str, pool: str | None, spec: Re
     except Exception as error:
         _give_up(deps, volume_id, host, pool, error, spec, reschedule)
         return
-    if not succeed(deps.db, tables.Volume, volume_id, T, None, model_values(update)):
+    if not succeed(deps.db, volume_id, T, None, model_values(update)):
         _drop_if_orphaned(deps, volume_id)
     deps.stats_changed()
 
@@ -75,10 +75,10 @@ def _give_up(deps: WorkflowDeps, volume_id: str, host: str, pool: str | None, er
     except Exception:
         LOG.exception("volume %s: removing what the failed create left failed; the volume stays on %s",
                       volume_id, host)
-        fail(deps.db, tables.Volume, volume_id, T, error)  # keeps the host: a delete cleans up there
+        fail(deps.db, volume_id, T, error)  # keeps the host: a delete cleans up there
         return
     if spec is None or reschedule is None:
-        fail(deps.db, tables.Volume, volume_id, T, error, {"host": None})
+        fail(deps.db, volume_id, T, error, {"host": None})
         return
     LOG.warning("volume %s: create failed on %s (%s); asking the scheduler for another backend",
                 volume_id, host, error, exc_info=(type(error), error, error.__traceback__))
@@ -86,8 +86,8 @@ def _give_up(deps: WorkflowDeps, volume_id: str, host: str, pool: str | None, er
 
     def let_go() -> bool:
         with deps.db.write() as session:
-            return compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient, "host": host},
-                                    {"host": None, "error_reason": reason})
+            return state.move(session, transitions.VOLUME_PLACE, volume_id, expect={"host": host},
+                              values={"host": None, "error_reason": reason})
 
     if not retry_db(let_go, f"reschedule of volume {volume_id}"):
         return  # deleted or reset meanwhile
@@ -98,8 +98,7 @@ def _give_up(deps: WorkflowDeps, volume_id: str, host: str, pool: str | None, er
 
         def give_up() -> None:
             with deps.db.write() as session:
-                if compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient, "host": None},
-                                    {"status": T.failure, "error_reason": why}):
+                if state.move(session, T.fail, volume_id, expect={"host": None}, values={"error_reason": why}):
                     messages.record(session, spec.project_id, None, volume_id, messages.SCHEDULE_ALLOCATE_VOLUME,
                                     messages.DRIVER_FAILED)
 

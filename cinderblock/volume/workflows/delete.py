@@ -47,7 +47,7 @@ def _delete_volume(deps: WorkflowDeps, volume_id: str) -> None:
         began = time.time()
         deps.driver.delete_volume(ref)
     except Exception as error:
-        fail(deps.db, tables.Volume, volume_id, T, error)
+        fail(deps.db, volume_id, T, error)
         return
     destroy_volume_row(deps, volume_id, began)
     deps.stats_changed()

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import select
 
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.loading import load_volume
 from cinderblock.db.repos import quotas
 from cinderblock.model import transitions
@@ -16,7 +16,8 @@ from cinderblock.model.usage import extend_usage
 from cinderblock.volume.workflows.common import WorkflowDeps, retry_db, succeed, volume_lock, volume_ref
 
 LOG = logging.getLogger(__name__)
-T = transitions.VOLUME_EXTEND
+# Either kind of extend (in-use or not) ends here: its success is back to the status before.
+T = transitions.VOLUME_EXTEND_IN_USE
 
 
 def extend_volume(deps: WorkflowDeps, volume_id: str, new_size: int) -> None:
@@ -36,7 +37,7 @@ def _extend_volume(deps: WorkflowDeps, volume_id: str, new_size: int) -> None:
         LOG.error("extend of volume %s failed: %s", volume_id, error, exc_info=error)
         fail_extend(deps, volume_id, f"{type(error).__name__}: {error}", new_size)
         return
-    succeed(deps.db, tables.Volume, volume_id, T, previous, {"size": new_size, "requested_size": None})
+    succeed(deps.db, volume_id, T, previous, {"size": new_size, "requested_size": None})
     deps.stats_changed()
 
 
@@ -52,8 +53,8 @@ def fail_extend(deps: WorkflowDeps, volume_id: str, reason: str, new_size: int |
             if row is None:
                 return False
             size, requested, project_id, type_name = row
-            if not compare_and_swap(session, tables.Volume, volume_id, {"status": T.transient},
-                                    {"status": T.failure, "error_reason": reason[:1000], "requested_size": None}):
+            if not state.move(session, T.fail, volume_id, values={"error_reason": reason[:1000],
+                                                                  "requested_size": None}):
                 return False
             wanted = requested if requested is not None else new_size
             if wanted is not None and wanted > size:

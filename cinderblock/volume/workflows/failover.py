@@ -1,4 +1,5 @@
-"""Whole-backend failover, failback, freeze and thaw: the service-level state machine.
+"""Whole-backend failover, failback, freeze and thaw (the service's state machine is declared in
+model/group_transitions.py, the volumes' and snapshots' moves in model/transitions.py):
 
     enabled | failed-over | failover-error --(API, compare-and-swap)--> failing-over
     failing-over --driver switched--> failed-over (target) | enabled (failback)
@@ -19,14 +20,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
+from cinderblock.model import group_transitions as gtr
+from cinderblock.model import transitions
+from cinderblock.model.machine import Transition
 from cinderblock.model.errors import DriverError, InvalidInput, InvalidReplicationTarget, InvalidState
 from cinderblock.model.states import ReplicationStatus as R
-from cinderblock.model.states import SnapshotStatus, VolumeStatus
+from cinderblock.model.states import VolumeStatus
 from cinderblock.volume.driver import (
     PRIMARY_BACKEND_ID,
     FailoverResult,
@@ -58,11 +62,17 @@ def _service(deps: WorkflowDeps) -> tables.Service | None:
         return row
 
 
-def _update_service(deps: WorkflowDeps, expected: dict[str, Any], values: dict[str, Any]) -> bool:
+def _update_service(deps: WorkflowDeps, transition: Transition | None, to: str | None = None,
+                    expect: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
+    """The service row by a declared transition (None: no state changes, only `values` under `expect`)."""
     def write() -> bool:
         with deps.db.write() as session:
             ident = session.scalar(select(tables.Service.id).where(*_service_filter(deps)))
-            return ident is not None and compare_and_swap(session, tables.Service, ident, expected, values)
+            if ident is None:
+                return False
+            if transition is None:
+                return state.write_fields(session, "service", ident, expect=expect, values=values)
+            return state.move(session, transition, ident, to=to, expect=expect, values=values)
     return retry_db(write, f"service row of {deps.backend.service_host}")
 
 
@@ -107,14 +117,13 @@ def settle_after_start(deps: WorkflowDeps) -> None:
     if service.replication_status == R.FAILING_OVER:
         LOG.error("%s restarted during a failover; it serves %s as before. Run the failover again.",
                   deps.backend.service_host, service.active_backend_id or "the primary")
-        _update_service(deps, {"replication_status": R.FAILING_OVER},
-                        {"replication_status": R.FAILOVER_ERROR, "disabled": True,
-                         "disabled_reason": "failover interrupted by a restart"})
+        _update_service(deps, gtr.SERVICE_FAILOVER_ERROR, R.FAILOVER_ERROR,
+                        values={"disabled": True, "disabled_reason": "failover interrupted by a restart"})
     elif service.replication_status not in (R.FAILED_OVER, R.FAILOVER_ERROR):
         wanted = R.ENABLED if capable else R.DISABLED
         if service.replication_status != wanted:
-            _update_service(deps, {"replication_status": service.replication_status},
-                            {"replication_status": wanted})
+            _update_service(deps, gtr.SERVICE_REPLICATION_SETTLE, wanted,
+                            expect={"replication_status": service.replication_status})
 
 
 # --- failover and failback -----------------------------------------------------------------------
@@ -140,14 +149,13 @@ def failover_host(deps: WorkflowDeps, secondary_backend_id: str | None) -> None:
                                       _progress_log(deps.backend.service_host))
     except InvalidReplicationTarget as error:
         LOG.warning("failover of %s refused, nothing changed: %s", deps.backend.service_host, error)
-        _update_service(deps, {"replication_status": R.FAILING_OVER}, {"replication_status": previous})
+        _update_service(deps, gtr.SERVICE_FAILOVER_UNDONE, previous)
         return
     except Exception as error:  # the driver reverted to the previous backend (contract)
         LOG.error("failover of %s failed: %s", deps.backend.service_host, error,
                   exc_info=(type(error), error, error.__traceback__))
-        _update_service(deps, {"replication_status": R.FAILING_OVER},
-                        {"replication_status": R.FAILOVER_ERROR, "disabled": True,
-                         "disabled_reason": f"failover-error: {error}"[:255]})
+        _update_service(deps, gtr.SERVICE_FAILOVER_ERROR, R.FAILOVER_ERROR,
+                        values={"disabled": True, "disabled_reason": f"failover-error: {error}"[:255]})
         return
     _finish(deps, service, result, replicated, [v for v in volumes if v.replication_status in NOT_REPLICATED],
             failback)
@@ -175,12 +183,12 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
     """The service row and every volume row in one transaction (the driver has switched): nobody reads a
     failed-over service whose volumes still say enabled."""
     if result.active_backend_id is None:
-        service_values: dict[str, Any] = {
-            "replication_status": R.ENABLED, "active_backend_id": None, "disabled": service.frozen,
+        service_to, service_values = R.ENABLED, {
+            "active_backend_id": None, "disabled": service.frozen,
             "disabled_reason": FROZEN_REASON if service.frozen else None}
     else:
-        service_values = {"replication_status": R.FAILED_OVER, "active_backend_id": result.active_backend_id,
-                          "disabled": True, "disabled_reason": FAILED_OVER_REASON}
+        service_to, service_values = R.FAILED_OVER, {"active_backend_id": result.active_backend_id,
+                                                     "disabled": True, "disabled_reason": FAILED_OVER_REASON}
     outcomes = {u.volume_id: u for u in result.volumes}
     switched_to = R.ENABLED if result.active_backend_id is None else R.FAILED_OVER
     restorable = {v.id for v in others if failback and _primary_has(deps, v)}
@@ -189,12 +197,13 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
     def write() -> bool:
         with deps.db.write() as session:
             ident = session.scalar(select(tables.Service.id).where(*_service_filter(deps)))
-            if ident is None or not compare_and_swap(session, tables.Service, ident,
-                                                     {"replication_status": R.FAILING_OVER}, service_values):
+            if ident is None or not state.move(session, gtr.SERVICE_FAILED_OVER, ident, to=service_to,
+                                               values=service_values):
                 # Done already when a commit's answer was lost and this is the retry; else someone else
                 # changed the row.
                 row = session.get(tables.Service, ident) if ident is not None else None
-                return row is not None and all(getattr(row, k) == v for k, v in service_values.items())
+                return row is not None and row.replication_status == service_to and all(
+                    getattr(row, k) == v for k, v in service_values.items())
             for volume in replicated:
                 outcome = outcomes.get(volume.id) or VolumeFailover(volume.id, ok=False,
                                                                     error="the driver returned nothing for it")
@@ -210,10 +219,8 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
                     _restore_volume(session, volume)
             # Replicated groups follow their backend (their members did, above).
             host = deps.backend.service_host
-            session.execute(update(gt.Group).where(
-                or_(gt.Group.host == host, gt.Group.host.like(f"{host}#%")),
-                gt.Group.replication_status.in_((R.ENABLED, R.FAILED_OVER)),
-            ).values(replication_status=switched_to))
+            state.move_all(session, gtr.GROUP_BACKEND_FAILOVER,
+                           or_(gt.Group.host == host, gt.Group.host.like(f"{host}#%")), to=switched_to)
             return True
     if not retry_db(write, f"service and volume rows of the failover of {deps.backend.service_host}"):
         LOG.error("service row of %s changed during the failover; volume rows not updated",
@@ -225,37 +232,36 @@ def _apply_outcome(session: Any, volume: tables.Volume, outcome: VolumeFailover,
         LOG.error("volume %s did not fail over: %s", volume.id, outcome.error)
         _error_volume(session, volume, R.FAILOVER_ERROR, outcome.error)
         return
-    values = {**model_values(outcome.update), "replication_status": switched_to}
+    values = model_values(outcome.update)
+    values.pop("replication_status", None)
     if outcome.data_age_seconds:
         LOG.warning("volume %s is served from a copy %.1f s old", volume.id, outcome.data_age_seconds)
-    session.execute(update(tables.Volume).where(tables.Volume.id == volume.id).values(**values))
+    state.move(session, transitions.VOLUME_FAILED_OVER, volume.id, to=switched_to, values=values)
 
 
 def _error_volume(session: Any, volume: tables.Volume, replication_status: str, reason: str | None = None) -> None:
     """status → error with the old one in previous_status; its snapshots too."""
-    values: dict[str, Any] = {"replication_status": replication_status}
+    values: dict[str, Any] = {}
     if volume.status != VolumeStatus.ERROR:
         values.update(status=VolumeStatus.ERROR, previous_status=volume.status)
     if reason:
         values["error_reason"] = f"failover: {reason}"[:1000]
-    session.execute(update(tables.Volume).where(tables.Volume.id == volume.id).values(**values))
+    state.move(session, transitions.VOLUME_FAILOVER_ERROR, volume.id, to=replication_status, values=values)
     _error_snapshots(session, volume.id)
 
 
 def _error_snapshots(session: Any, volume_id: str) -> None:
-    session.execute(update(tables.Snapshot).where(
-        tables.Snapshot.volume_id == volume_id, tables.Snapshot.status != SnapshotStatus.ERROR,
-    ).values(previous_status=tables.Snapshot.status, status=SnapshotStatus.ERROR))
+    state.move_all(session, transitions.SNAPSHOT_FAILOVER_ERROR, tables.Snapshot.volume_id == volume_id,
+                   values={"previous_status": tables.Snapshot.status})
 
 
 def _restore_snapshots(session: Any, volume_id: str, stored: frozenset[str]) -> None:
     """Snapshots a failover errored, back to their status where the primary still holds them."""
     if not stored:
         return
-    session.execute(update(tables.Snapshot).where(
-        tables.Snapshot.volume_id == volume_id, tables.Snapshot.status == SnapshotStatus.ERROR,
-        tables.Snapshot.previous_status.is_not(None), tables.Snapshot.id.in_(sorted(stored)),
-    ).values(status=tables.Snapshot.previous_status, previous_status=None))
+    state.move_all(session, transitions.SNAPSHOT_FAILBACK, tables.Snapshot.volume_id == volume_id,
+                   tables.Snapshot.previous_status.is_not(None), tables.Snapshot.id.in_(sorted(stored)),
+                   to=tables.Snapshot.previous_status, values={"previous_status": None})
 
 
 def _stored_snapshots(deps: WorkflowDeps) -> frozenset[str]:
@@ -278,14 +284,11 @@ def _restore_volume(session: Any, volume: tables.Volume) -> None:
     """A non-replicated volume the failover errored: back to what it was, its snapshots too."""
     if volume.status != VolumeStatus.ERROR or volume.replication_status != R.NOT_CAPABLE:
         return
-    session.execute(update(tables.Volume).where(
-        tables.Volume.id == volume.id, tables.Volume.status == VolumeStatus.ERROR,
-    ).values(status=volume.previous_status or VolumeStatus.AVAILABLE, previous_status=None,
-             replication_status=R.DISABLED))
-    session.execute(update(tables.Snapshot).where(
-        tables.Snapshot.volume_id == volume.id, tables.Snapshot.status == SnapshotStatus.ERROR,
-        tables.Snapshot.previous_status.is_not(None),
-    ).values(status=tables.Snapshot.previous_status, previous_status=None))
+    state.move(session, transitions.VOLUME_FAILBACK, volume.id, to=volume.previous_status or VolumeStatus.AVAILABLE,
+               values={"previous_status": None, "replication_status": R.DISABLED})
+    state.move_all(session, transitions.SNAPSHOT_FAILBACK, tables.Snapshot.volume_id == volume.id,
+                   tables.Snapshot.previous_status.is_not(None),
+                   to=tables.Snapshot.previous_status, values={"previous_status": None})
 
 
 # --- freeze and thaw -----------------------------------------------------------------------------
@@ -317,6 +320,6 @@ def _set_frozen(deps: WorkflowDeps, frozen: bool) -> None:
             raise InvalidState(f"Backend reported error during {operation} operation: {error}") from error
     values = ({"frozen": True, "disabled": True, "disabled_reason": FROZEN_REASON} if frozen
               else {"frozen": False, "disabled": False, "disabled_reason": None})
-    if not _update_service(deps, {"frozen": not frozen}, values):
+    if not _update_service(deps, None, expect={"frozen": not frozen}, values=values):
         raise InvalidInput(unchanged)
     LOG.info("%s %s", deps.backend.service_host, "frozen" if frozen else "thawed")

@@ -25,9 +25,12 @@ from sqlalchemy import select
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.model.errors import DriverError, InvalidReplicationTarget
+from cinderblock.model import group_transitions as gtr
+from cinderblock.model import transitions
 from cinderblock.model.group_states import GroupStatus
+from cinderblock.model.machine import Operation
 from cinderblock.model.states import ReplicationStatus as R
 from cinderblock.model.states import VolumeStatus
 from cinderblock.volume.driver import SupportsGroupReplication, VolumeRef
@@ -67,23 +70,32 @@ def _without_status(update: Any) -> dict[str, Any]:
     return values
 
 
-def _fail_all(deps: WorkflowDeps, group_id: str, transient: str, volume_ids: list[str], reason: str) -> None:
+# The declared operations (group's, members') of each action.
+ENABLE = (gtr.GROUP_ENABLE_REPLICATION, transitions.VOLUME_ENABLE_REPLICATION)
+DISABLE = (gtr.GROUP_DISABLE_REPLICATION, transitions.VOLUME_DISABLE_REPLICATION)
+FAILOVER = (gtr.GROUP_FAILOVER_REPLICATION, transitions.VOLUME_FAILOVER_REPLICATION)
+
+
+def _fail_all(deps: WorkflowDeps, group_id: str, action: tuple[Operation, Operation], volume_ids: list[str],
+              reason: str) -> None:
     """Group status and replication status → error; members' replication status → error."""
+    group_op, volume_op = action
+
     def write() -> None:
         with deps.db.write() as session:
             for volume_id in volume_ids:
-                compare_and_swap(session, tables.Volume, volume_id, {"replication_status": transient},
-                                 {"replication_status": R.ERROR})
-            compare_and_swap(session, gt.Group, group_id, {"replication_status": transient},
-                             {"status": GroupStatus.ERROR, "replication_status": R.ERROR, "error_reason": reason})
+                state.move(session, volume_op.fail, volume_id)
+            state.move(session, group_op.fail, group_id,
+                       values={"status": GroupStatus.ERROR, "error_reason": reason})
 
     retry_db(write, f"replication outcome of group {group_id}")
 
 
 # --- enable / disable -----------------------------------------------------------------------
 def _toggle(deps: WorkflowDeps, group_id: str, enable: bool) -> None:
-    transient, done = (R.ENABLING, R.ENABLED) if enable else (R.DISABLING, R.DISABLED)
-    verb = "enable" if enable else "disable"
+    action = ENABLE if enable else DISABLE
+    group_op, volume_op = action
+    transient, verb = group_op.transient, "enable" if enable else "disable"
     claimed = _claimed(deps, group_id, transient)
     if claimed is None:
         return
@@ -100,16 +112,14 @@ def _toggle(deps: WorkflowDeps, group_id: str, enable: bool) -> None:
     except Exception as error:  # the whole group: a replicated group is one consistent set
         LOG.error("%s replication of group %s failed: %s", verb, group_id, error,
                   exc_info=(type(error), error, error.__traceback__))
-        _fail_all(deps, group_id, transient, [ref.id for ref in refs], _reason(error))
+        _fail_all(deps, group_id, action, [ref.id for ref in refs], _reason(error))
         return
 
     def write() -> None:
         with deps.db.write() as session:
             for ref, update in zip(refs, updates):
-                compare_and_swap(session, tables.Volume, ref.id, {"replication_status": transient},
-                                 {**_without_status(update), "replication_status": done})
-            if not compare_and_swap(session, gt.Group, group_id, {"replication_status": transient},
-                                    {"replication_status": done, "error_reason": None}):
+                state.move(session, volume_op.succeed, ref.id, values=_without_status(update))
+            if not state.move(session, group_op.succeed, group_id, values={"error_reason": None}):
                 LOG.warning("group %s left %s before %s replication finished; outcome not written",
                             group_id, transient, verb)
 
@@ -133,13 +143,13 @@ def _restore(deps: WorkflowDeps, group_id: str, volume_ids: list[str], previous:
     group_before = before.get(group_id, R.ENABLED)
     LOG.warning("failover of group %s refused, nothing changed: %s", group_id, reason)
 
+    group_op, volume_op = FAILOVER
+
     def write() -> None:
         with deps.db.write() as session:
             for volume_id in volume_ids:
-                compare_and_swap(session, tables.Volume, volume_id, {"replication_status": R.FAILING_OVER},
-                                 {"replication_status": before.get(volume_id, group_before)})
-            compare_and_swap(session, gt.Group, group_id, {"replication_status": R.FAILING_OVER},
-                             {"replication_status": group_before})
+                state.move(session, volume_op.undo, volume_id, to=before.get(volume_id, group_before))
+            state.move(session, group_op.undo, group_id, to=group_before)
 
     retry_db(write, f"failover of group {group_id}")
 
@@ -164,7 +174,7 @@ def failover_replication(deps: WorkflowDeps, group_id: str, secondary_backend_id
     except Exception as error:
         LOG.error("failover of group %s to %s failed: %s", group_id, secondary_backend_id, error,
                   exc_info=(type(error), error, error.__traceback__))
-        _fail_all(deps, group_id, R.FAILING_OVER, ids, _reason(error))
+        _fail_all(deps, group_id, FAILOVER, ids, _reason(error))
         return
 
     # The primary serves the members again (failback to "default"): enabled; else failed-over.
@@ -181,30 +191,30 @@ def failover_replication(deps: WorkflowDeps, group_id: str, secondary_backend_id
     if result.message:
         LOG.warning("failover of group %s: %s", group_id, result.message)
 
+    group_op, volume_op = FAILOVER
+
     def write() -> None:
         with deps.db.write() as session:
             for ref in refs:
                 outcome = outcomes.get(ref.id)
                 if ref.id not in failed:
                     assert outcome is not None
-                    compare_and_swap(session, tables.Volume, ref.id, {"replication_status": R.FAILING_OVER},
-                                     {**_without_status(outcome.update), "replication_status": done})
+                    state.move(session, volume_op.succeed, ref.id, to=done, values=_without_status(outcome.update))
                     continue
                 row = session.get(tables.Volume, ref.id)
                 if row is None or row.replication_status != R.FAILING_OVER:
                     continue
                 why = (outcome.error if outcome is not None else None) or "the driver reported no outcome"
-                compare_and_swap(session, tables.Volume, ref.id,
-                                 {"replication_status": R.FAILING_OVER, "status": row.status},
-                                 {"replication_status": R.FAILOVER_ERROR, "status": VolumeStatus.ERROR,
-                                  "previous_status": row.status,
-                                  "error_reason": f"failover of group {group_id} failed: {why}"[:1000]})
+                state.move(session, transitions.VOLUME_GROUP_FAILOVER_ERROR, ref.id, expect={"status": row.status},
+                           values={"status": VolumeStatus.ERROR, "previous_status": row.status,
+                                   "error_reason": f"failover of group {group_id} failed: {why}"[:1000]})
             if failed:
-                values = {"status": GroupStatus.ERROR, "replication_status": R.ERROR,
-                          "error_reason": f"failover failed for volume(s) {', '.join(failed)}"[:1000]}
+                moved = state.move(session, group_op.fail, group_id, values={
+                    "status": GroupStatus.ERROR,
+                    "error_reason": f"failover failed for volume(s) {', '.join(failed)}"[:1000]})
             else:
-                values = {"replication_status": done, "error_reason": None}
-            if not compare_and_swap(session, gt.Group, group_id, {"replication_status": R.FAILING_OVER}, values):
+                moved = state.move(session, group_op.succeed, group_id, to=done, values={"error_reason": None})
+            if not moved:
                 LOG.warning("group %s left failing-over before its failover finished; outcome not written", group_id)
 
     retry_db(write, f"failover of group {group_id}")

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 
 from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
-from cinderblock.db.cas import compare_and_swap
+from cinderblock.db import transition as state
 from cinderblock.db.loading import load_volume
 from cinderblock.db.repos import quotas
+from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions
+from cinderblock.model.machine import Transition
 from cinderblock.model.group_states import CG_GROUP_TYPE, GroupSnapshotStatus, GroupStatus
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import snapshot_usage
@@ -33,10 +35,9 @@ def consistent_capable(driver: VolumeDriver) -> bool:
     return isinstance(driver, SupportsConsistentGroupSnapshot)
 
 
-def _set_group(deps: WorkflowDeps, group_id: str, expected: str, status: str, reason: str | None = None) -> None:
+def _set_group(deps: WorkflowDeps, group_id: str, transition: Transition, reason: str | None = None) -> None:
     with deps.db.write() as session:
-        compare_and_swap(session, gt.Group, group_id, {"status": expected},
-                         {"status": status, "error_reason": reason})
+        state.move(session, transition, group_id, values={"error_reason": reason})
 
 
 def _reason(error: BaseException) -> str:
@@ -46,7 +47,7 @@ def _reason(error: BaseException) -> str:
 # --- create / update ------------------------------------------------------------------------
 def create_group(deps: WorkflowDeps, group_id: str) -> None:
     # Nothing to make on storage for a file backend: the group is a set of volumes of one backend.
-    _set_group(deps, group_id, GroupStatus.CREATING, GroupStatus.AVAILABLE)
+    _set_group(deps, group_id, gtr.GROUP_CREATE.succeed)
 
 
 def update_group(deps: WorkflowDeps, group_id: str, add_volumes: list[str], remove_volumes: list[str]) -> None:
@@ -60,20 +61,19 @@ def update_group(deps: WorkflowDeps, group_id: str, add_volumes: list[str], remo
         for volume_id in add_volumes:
             # Checked again here: the volume may have changed since the API looked. Already a member:
             # this update runs again after a commit whose answer was lost (retry_db).
-            if not compare_and_swap(session, tables.Volume, volume_id,
-                                    {"status": {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}},
-                                    {"group_id": group_id, "consistencygroup_id": cg_id},
-                                    or_(tables.Volume.group_id.is_(None), tables.Volume.group_id == group_id)):
+            if not state.move(session, transitions.VOLUME_JOIN_GROUP, volume_id,
+                              or_(tables.Volume.group_id.is_(None), tables.Volume.group_id == group_id),
+                              values={"group_id": group_id, "consistencygroup_id": cg_id}):
                 failed.append(volume_id)
         for volume_id in remove_volumes:
-            compare_and_swap(session, tables.Volume, volume_id, {"group_id": group_id},
-                             {"group_id": None, "consistencygroup_id": None})
+            state.move(session, transitions.VOLUME_LEAVE_GROUP, volume_id, expect={"group_id": group_id},
+                       values={"group_id": None, "consistencygroup_id": None})
     for volume_id in failed:
         LOG.error("group %s: volume %s could not be added (changed since the request)", group_id, volume_id)
         with deps.db.write() as session:
-            compare_and_swap(session, tables.Volume, volume_id, {"group_id": None},
-                             {"status": VolumeStatus.ERROR, "error_reason": f"could not be added to group {group_id}"})
-    _set_group(deps, group_id, GroupStatus.UPDATING, GroupStatus.ERROR if failed else GroupStatus.AVAILABLE,
+            state.move(session, transitions.VOLUME_JOIN_FAILED, volume_id, expect={"group_id": None},
+                       values={"error_reason": f"could not be added to group {group_id}"})
+    _set_group(deps, group_id, gtr.GROUP_UPDATE.fail if failed else gtr.GROUP_UPDATE.succeed,
                f"volumes {', '.join(failed)} could not be added" if failed else None)
 
 
@@ -97,12 +97,12 @@ def delete_group(deps: WorkflowDeps, group_id: str) -> None:
             LOG.error("group %s: deleting volume %s failed: %s", group_id, volume_id, error)
             failed += 1
             with deps.db.write() as session:
-                compare_and_swap(session, tables.Volume, volume_id, {"status": VolumeStatus.DELETING},
-                                 {"status": VolumeStatus.ERROR, "error_reason": _reason(error)})
+                state.move(session, transitions.VOLUME_GROUP_DELETE.fail, volume_id,
+                           values={"error_reason": _reason(error)})
             continue
         destroy_volume_row(deps, volume_id, began)
     if failed:
-        _set_group(deps, group_id, GroupStatus.DELETING, GroupStatus.ERROR, f"{failed} volume(s) could not be deleted")
+        _set_group(deps, group_id, gtr.GROUP_DELETE.fail, f"{failed} volume(s) could not be deleted")
     else:
         with deps.db.write() as session:
             result = session.execute(delete(gt.Group).where(gt.Group.id == group_id,
@@ -180,16 +180,13 @@ def _finish_snapshots(deps: WorkflowDeps, group_snapshot_id: str, done: dict[str
     with deps.db.write() as session:
         for snapshot_id, values in done.items():
             if values is None:
-                compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": t.transient},
-                                 {"status": t.failure, "error_reason": reason})
+                state.move(session, t.fail, snapshot_id, values={"error_reason": reason})
             else:
-                compare_and_swap(session, tables.Snapshot, snapshot_id, {"status": t.transient},
-                                 {"status": t.success, "progress": "100%", **values})
-        failed = reason is not None
-        compare_and_swap(session, gt.GroupSnapshot, group_snapshot_id, {"status": GroupSnapshotStatus.CREATING},
-                         {"status": GroupSnapshotStatus.ERROR if failed else GroupSnapshotStatus.AVAILABLE,
-                          "error_reason": reason, "consistent": consistent, "write_pause_ms": pause_ms,
-                          "taken_at": tables.utcnow()})
+                state.move(session, t.succeed, snapshot_id, values={"progress": "100%", **values})
+        create = gtr.GROUP_SNAPSHOT_CREATE
+        state.move(session, create.succeed if reason is None else create.fail, group_snapshot_id,
+                   values={"error_reason": reason, "consistent": consistent, "write_pause_ms": pause_ms,
+                           "taken_at": tables.utcnow()})
 
 
 def delete_group_snapshot(deps: WorkflowDeps, group_snapshot_id: str) -> None:
@@ -207,8 +204,8 @@ def delete_group_snapshot(deps: WorkflowDeps, group_snapshot_id: str) -> None:
             failed += 1
             LOG.error("group snapshot %s: deleting snapshot %s failed: %s", group_snapshot_id, ref.id, error)
             with deps.db.write() as session:
-                compare_and_swap(session, tables.Snapshot, ref.id, {"status": SnapshotStatus.DELETING},
-                                 {"status": SnapshotStatus.ERROR_DELETING, "error_reason": _reason(error)})
+                state.move(session, transitions.SNAPSHOT_GROUP_DELETE.fail, ref.id,
+                           values={"error_reason": _reason(error)})
             continue
         with deps.db.write() as session:
             row = session.get(tables.Snapshot, ref.id)
@@ -217,8 +214,7 @@ def delete_group_snapshot(deps: WorkflowDeps, group_snapshot_id: str) -> None:
                 session.delete(row)
     with deps.db.write() as session:
         if failed:
-            compare_and_swap(session, gt.GroupSnapshot, group_snapshot_id, {"status": GroupSnapshotStatus.DELETING},
-                             {"status": GroupSnapshotStatus.ERROR_DELETING})
+            state.move(session, gtr.GROUP_SNAPSHOT_DELETE.fail, group_snapshot_id)
         else:
             session.execute(delete(gt.GroupSnapshot).where(gt.GroupSnapshot.id == group_snapshot_id,
                                                            gt.GroupSnapshot.status == GroupSnapshotStatus.DELETING))
@@ -263,13 +259,11 @@ def create_group_from_src(deps: WorkflowDeps, group_id: str) -> None:
             failed += 1
             LOG.error("group %s: creating volume %s failed: %s", group_id, volume_id, error)
             with deps.db.write() as session:
-                compare_and_swap(session, tables.Volume, volume_id, {"status": t.transient},
-                                 {"status": t.failure, "error_reason": _reason(error)})
+                state.move(session, t.fail, volume_id, values={"error_reason": _reason(error)})
             continue
         with deps.db.write() as session:
-            compare_and_swap(session, tables.Volume, volume_id, {"status": t.transient},
-                             {"status": t.success, "error_reason": None, **values})
-    _set_group(deps, group_id, GroupStatus.CREATING, GroupStatus.ERROR if failed else GroupStatus.AVAILABLE,
+            state.move(session, t.succeed, volume_id, values={"error_reason": None, **values})
+    _set_group(deps, group_id, gtr.GROUP_CREATE.fail if failed else gtr.GROUP_CREATE.succeed,
                f"{failed} volume(s) could not be created" if failed else None)
     deps.stats_changed()
 

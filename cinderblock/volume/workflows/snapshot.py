@@ -61,9 +61,9 @@ def create_snapshot(deps: WorkflowDeps, snapshot_id: str) -> None:
         with deps.locks.lock(volume_lock(ref.volume.id)):
             update_ = deps.driver.create_snapshot(ref, _progress_writer(deps, snapshot_id))
     except Exception as error:
-        fail(deps.db, tables.Snapshot, snapshot_id, t, error)
+        fail(deps.db, snapshot_id, t, error)
         return
-    succeed(deps.db, tables.Snapshot, snapshot_id, t, None, {"progress": "100%", **model_values(update_)})
+    succeed(deps.db, snapshot_id, t, None, {"progress": "100%", **model_values(update_)})
     deps.stats_changed()
 
 
@@ -87,7 +87,7 @@ def _delete_snapshot(deps: WorkflowDeps, snapshot_id: str) -> None:
     try:
         deps.driver.delete_snapshot(ref)
     except Exception as error:
-        fail(deps.db, tables.Snapshot, snapshot_id, t, error)
+        fail(deps.db, snapshot_id, t, error)
         return
 
     def destroy_row() -> None:
@@ -117,8 +117,8 @@ def _revert_to_snapshot(deps: WorkflowDeps, volume_id: str, snapshot_id: str) ->
     try:
         deps.driver.revert_to_snapshot(ref.volume, ref)
     except Exception as error:
-        fail(deps.db, tables.Volume, volume_id, volume_t, error)
-        succeed(deps.db, tables.Snapshot, snapshot_id, snap_t, None)
+        fail(deps.db, volume_id, volume_t, error)
+        succeed(deps.db, snapshot_id, snap_t, None)
         return
-    succeed(deps.db, tables.Volume, volume_id, volume_t, None)
-    succeed(deps.db, tables.Snapshot, snapshot_id, snap_t, None)
+    succeed(deps.db, volume_id, volume_t, None)
+    succeed(deps.db, snapshot_id, snap_t, None)
