@@ -11,12 +11,12 @@ from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
 from cinderblock.domain.common import DomainDeps, claim_and_cast, owned
-from cinderblock.domain.groups import CG_GROUP_TYPE, _by_name, get_group, group_service_host, members
+from cinderblock.domain.groups import _by_name, get_group, group_service_host, members
 from cinderblock.domain.services import assert_not_frozen
 from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions as t
 from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
-from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupStatus
+from cinderblock.model.group_states import CG_GROUP_TYPE, GROUP_SNAPSHOT_RESET_STATUSES, GroupStatus
 from cinderblock.model.records import RequestContext
 from cinderblock.model.usage import snapshot_usage
 
@@ -38,7 +38,7 @@ class GroupSnapshotService:
         with self.db.read() as session:
             return get_group_snapshot(session, context, ident, cg_api)
 
-    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool,
+    def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              cg_api: bool = False) -> tuple[list[gt.GroupSnapshot], int | None]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)

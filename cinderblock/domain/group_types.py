@@ -51,7 +51,8 @@ class GroupTypeService:
         self.db = db
         self.default_group_type = default_group_type
 
-    def list(self, context: RequestContext, is_public: bool | None = None, name: str | None = None) -> list[gt.GroupType]:
+    def get_all(self, context: RequestContext, is_public: bool | None = None,
+                name: str | None = None) -> list[gt.GroupType]:
         with self.db.read() as session:
             statement = select(gt.GroupType).order_by(gt.GroupType.created_at, gt.GroupType.id)
             if name is not None:
@@ -109,7 +110,8 @@ class GroupTypeService:
             row = find_group_type(session, context, ref)
             if row.name == CG_GROUP_TYPE:
                 # Bug 1710937: deleting it breaks every consistency group call.
-                raise InvalidInput(f"Invalid input received: Group type {CG_GROUP_TYPE} is reserved and cannot be deleted.")
+                raise InvalidInput(f"Invalid input received: Group type {CG_GROUP_TYPE} is reserved and cannot be "
+                                   "deleted.")
             if session.scalar(select(exists().where(gt.Group.group_type_id == row.id))):
                 raise InvalidInput(f"Invalid group type: Target group type {row.id} is still in use.")
             session.delete(row)

@@ -82,7 +82,7 @@ class GroupService:
         with self.db.read() as session:
             return [v.id for v in members(session, group_id)]
 
-    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool,
+    def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              cg_api: bool = False) -> tuple[list[gt.Group], int | None]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)
@@ -145,7 +145,8 @@ class GroupService:
             if group_snapshot_id:
                 gsnap = session.get(gt.GroupSnapshot, group_snapshot_id)
                 if gsnap is None or not owned(gsnap, context):
-                    raise NotFound(f"{'CgSnapshot' if cg_api else 'GroupSnapshot'} {group_snapshot_id} could not be found.")
+                    kind = 'CgSnapshot' if cg_api else 'GroupSnapshot'
+                    raise NotFound(f"{kind} {group_snapshot_id} could not be found.")
                 if gsnap.status != GroupSnapshotStatus.AVAILABLE:
                     raise InvalidState(f"Invalid group snapshot: Group snapshot status must be available, "
                                        f"but it is {gsnap.status}.")
@@ -183,16 +184,17 @@ class GroupService:
             group.volume_types = [gt.GroupVolumeType(volume_type_id=ident) for ident in source.volume_type_ids()]
             session.flush()
             cg_id = group.id if is_cg(source) else None
-            for volume, snap in sources:
-                quotas.consume(defaults, session, context.project_id, volume_usage(volume.size, volume.volume_type.name),
-                               limits)
+            for volume, from_snapshot in sources:
+                quotas.consume(defaults, session, context.project_id,
+                               volume_usage(volume.size, volume.volume_type.name), limits)
                 state.insert(
                     session, t.VOLUME_INSERT,
                     project_id=context.project_id, user_id=context.user_id, display_name=volume.display_name,
                     display_description=volume.display_description, size=volume.size,
                     attach_status=AttachStatus.DETACHED, availability_zone=volume.availability_zone,
-                    volume_type_id=volume.volume_type_id, host=volume.host, snapshot_id=snap.id if snap else None,
-                    source_volid=None if snap else volume.id, replication_status="disabled",
+                    volume_type_id=volume.volume_type_id, host=volume.host,
+                    snapshot_id=from_snapshot.id if from_snapshot else None,
+                    source_volid=None if from_snapshot else volume.id, replication_status="disabled",
                     group_id=group.id, consistencygroup_id=cg_id)
             session.flush()
             return group.id, group_service_host(group)
@@ -303,7 +305,8 @@ class GroupService:
                 raise InvalidState(f"Invalid group: Group {group_id} has group snapshots.")
             busy = select(gt.Group.id).where(gt.Group.source_group_id == group_id,
                                              gt.Group.status == GroupStatus.CREATING)
-            if not state.move(session, gtr.GROUP_DELETE.claim, group_id, ~exists(busy), expect={"status": group.status}):
+            if not state.move(session, gtr.GROUP_DELETE.claim, group_id, ~exists(busy),
+                              expect={"status": group.status}):
                 raise InvalidState(f"Invalid group: Group {group_id} changed or is a source being copied.")
             for volume in volumes:
                 if not state.move(session, t.VOLUME_GROUP_DELETE.claim, volume.id, expect={"status": volume.status},

@@ -28,7 +28,7 @@ def undo_create_in_doubt(db: Database, volume_id: str, project_id: str, usage: M
     def undo() -> bool:
         with db.write() as session:
             # Only while nothing took it: unplaced, as it was inserted.
-            removed = session.execute(delete(tables.Volume).where(
+            removed: bool = session.execute(delete(tables.Volume).where(
                 tables.Volume.id == volume_id, tables.Volume.status == transitions.UNPLACED_CREATE["status"],
                 tables.Volume.host.is_(None))).rowcount == 1  # type: ignore[attr-defined]
             if removed:

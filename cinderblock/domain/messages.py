@@ -65,7 +65,7 @@ class MessageService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool) -> list[tables.Message]:
+    def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool) -> list[tables.Message]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)
         with self.db.read() as session:

@@ -1,8 +1,8 @@
 """Backend replication admin actions (os-services failover_host / failover, freeze, thaw).
 
 Failover: one compare-and-swap claims the service (`enabled | failed-over | failover-error` and up →
-`failing-over`, model/group_transitions.py), then a cast; the caller polls os-services. Freeze and thaw are calls: the volume
-service asks its driver first and writes `frozen` only once it agreed.
+`failing-over`, model/group_transitions.py), then a cast; the caller polls os-services. Freeze and thaw
+are calls: the volume service asks its driver first and writes `frozen` only once it agreed.
 """
 from __future__ import annotations
 

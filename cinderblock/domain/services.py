@@ -42,7 +42,7 @@ class ServiceRegistry:
     def __init__(self, db: Database, settings: Settings, scheduler: SchedulerClient) -> None:
         self.db, self.settings, self.scheduler = db, settings, scheduler
 
-    def list(self, host: str | None, binary: str | None) -> list[tables.Service]:
+    def get_all(self, host: str | None, binary: str | None) -> list[tables.Service]:
         with self.db.read() as session:
             return repo.find(session, host, binary, whole_host=True)
 

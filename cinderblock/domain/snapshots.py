@@ -31,7 +31,7 @@ class SnapshotService:
         with self.db.read() as session:
             return get_snapshot(session, context, snapshot_id)
 
-    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool,
+    def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              metadata: dict[str, str] | None = None) -> tuple[list[tables.Snapshot], int | None]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)
@@ -102,10 +102,12 @@ class SnapshotService:
             return service_of(volume), snapshot.status
 
         # The volume service never got it: a 503 leaves the snapshot as it was.
-        claim_and_cast(self.db, claim, lambda claimed: self.deps.volumes.delete_snapshot(context, claimed[0], snapshot_id),
+        claim_and_cast(self.db, claim,
+                       lambda claimed: self.deps.volumes.delete_snapshot(context, claimed[0], snapshot_id),
                        lambda session, claimed: state.move(session, operation.undo, snapshot_id, to=claimed[1]))
 
-    def update(self, context: RequestContext, snapshot_id: str, name: Any = ..., description: Any = ...) -> tables.Snapshot:
+    def update(self, context: RequestContext, snapshot_id: str, name: Any = ...,
+               description: Any = ...) -> tables.Snapshot:
         with self.db.write() as session:
             snapshot = get_snapshot(session, context, snapshot_id)
             if name is not ...:

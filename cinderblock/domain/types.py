@@ -60,7 +60,8 @@ class TypeService:
         self.db = db
         self.default_type_name = default_type_name
 
-    def list(self, context: RequestContext, is_public: bool | None, name: str | None = None) -> list[tables.VolumeType]:
+    def get_all(self, context: RequestContext, is_public: bool | None,
+                name: str | None = None) -> list[tables.VolumeType]:
         with self.db.read() as session:
             statement = select(tables.VolumeType).order_by(tables.VolumeType.created_at, tables.VolumeType.id)
             if name is not None:
@@ -78,7 +79,8 @@ class TypeService:
                 return resolve_type(session, context, None, self.default_type_name)
             return find_type(session, context, ref)
 
-    def create(self, name: str, description: str | None, is_public: bool, extra_specs: dict[str, str]) -> tables.VolumeType:
+    def create(self, name: str, description: str | None, is_public: bool,
+               extra_specs: dict[str, str]) -> tables.VolumeType:
         check_boolean_specs(extra_specs)
         if all(spec_is_true(extra_specs, key) for key in ("multiattach", "cacheable")):
             raise InvalidInput("Invalid input received: multiattach and cacheable cannot both be enabled.")
@@ -167,8 +169,8 @@ class TypeService:
         with self.db.write() as session:
             volume_type = find_type(session, context, ref)
             if volume_type.is_public:
-                raise InvalidInput(f"Invalid volume type: Type access modification is not applicable to "
-                                   f"public volume type.")
+                raise InvalidInput("Invalid volume type: Type access modification is not applicable to "
+                                   "public volume type.")
             if any(p.project_id == project_id for p in volume_type.projects):
                 raise Conflict(f"Volume type access for {volume_type.id} / {project_id} combination "
                                f"already exists.")

@@ -77,7 +77,7 @@ class VolumeService:
         with self.db.read() as session:
             return get_volume(session, context, volume_id)
 
-    def list(self, context: RequestContext, query: ListQuery, all_tenants: bool,
+    def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              metadata: dict[str, str] | None = None) -> tuple[list[tables.Volume], int | None]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)
@@ -156,7 +156,8 @@ class VolumeService:
             if size < snapshot.volume_size:
                 raise InvalidInput(f"Invalid input received: Volume size '{size}' must not be less than the "
                                    f"snapshot size {snapshot.volume_size}.")
-            source_host, zone, type_ref = source.host, zone or source.availability_zone, type_ref or source.volume_type_id
+            source_host, zone = source.host, zone or source.availability_zone
+            type_ref = type_ref or source.volume_type_id
         if request.source_volid:
             source = get_volume(session, context, request.source_volid)
             if source.status not in t.CLONE_SOURCE_STATES:
@@ -166,7 +167,8 @@ class VolumeService:
             if size < source.size:
                 raise InvalidInput(f"Invalid input received: Volume size '{size}' must not be less than the "
                                    f"source volume size {source.size}.")
-            source_host, zone, type_ref = source.host, zone or source.availability_zone, type_ref or source.volume_type_id
+            source_host, zone = source.host, zone or source.availability_zone
+            type_ref = type_ref or source.volume_type_id
         if size is None:
             raise InvalidInput("Invalid input received: Volume size is required when creating a volume "
                                "without a snapshot or source volume.")
@@ -195,7 +197,8 @@ class VolumeService:
                     group_host).service_host:
                 raise InvalidInput("Invalid input received: The source is not on the group's backend.")
             source_host = source_host or group_host
-        return _CreatePlan(size=size, zone=zone or (zones[0] if zones else self.deps.settings.default_availability_zone),
+        default_zone = zones[0] if zones else self.deps.settings.default_availability_zone
+        return _CreatePlan(size=size, zone=zone or default_zone,
                            volume_type=volume_type, specs=volume_type.specs(), source_host=source_host,
                            limits=limits, group_id=request.group_id, group_is_cg=group_is_cg)
 
@@ -419,7 +422,8 @@ class VolumeService:
             raise InvalidState(f"Invalid volume: Volume {volume_id} has not been placed on a backend.")
         return volume
 
-    def initialize_connection(self, context: RequestContext, volume_id: str, connector: dict[str, Any]) -> dict[str, Any]:
+    def initialize_connection(self, context: RequestContext, volume_id: str,
+                              connector: dict[str, Any]) -> dict[str, Any]:
         volume = self._placed(context, volume_id)
         return self.deps.volumes.initialize_connection(context, service_of(volume), volume_id, connector)
 

@@ -142,7 +142,8 @@ class Machine:
 
 
 def _also(also: Mapping[str, Iterable[State] | None] | None) -> Mapping[str, frozenset[State] | None]:
-    return MappingProxyType({column: None if values is None else frozenset(None if v is None else str(v) for v in values)
+    return MappingProxyType({column: None if values is None
+                             else frozenset(None if v is None else str(v) for v in values)
                              for column, values in (also or {}).items()})
 
 

@@ -111,7 +111,8 @@ def test_a_raw_update_of_a_status_fails(db: Database) -> None:
             session.execute(update(tables.Volume).where(tables.Volume.id == volume_id).values(status="error"))
     with state_guard.strict(), db.write() as session:  # the same change, declared
         assert state.move(session, transitions.VOLUME_CREATE.fail, volume_id)
-    assert state_guard.violations == [state_guard.violations[0]] and "test_state_machines.py" in state_guard.violations[0]
+    assert state_guard.violations == [state_guard.violations[0]]
+    assert "test_state_machines.py" in state_guard.violations[0]
 
 
 def test_a_raw_write_from_package_code_fails_without_strict(db: Database) -> None:

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v3", tags=["cgsnapshots"])
 def _list(request: Request, gsvc: GSvc, context: Ctx, version: Ver, detailed: bool) -> JSONResponse:
     # Cinder's cgsnapshot list ignores filters: only offset and limit apply.
     query, _ = parse_list(request, version, gsvc.max_limit, {"created_at", "id"}, ("name",), {}, True)
-    rows, _count = gsvc.group_snapshots.list(context, query, truthy(request.query_params.get("all_tenants")),
+    rows, _count = gsvc.group_snapshots.get_all(context, query, truthy(request.query_params.get("all_tenants")),
                                              cg_api=True)
     items = [views.cgsnapshot(r) if detailed else views.summary(r) for r in rows]
     body: dict[str, Any] = {"cgsnapshots": items}

@@ -25,7 +25,7 @@ COLUMNS = {"name": "display_name", "status": "status", "id": "id", "project_id":
 
 def _list(request: Request, gsvc: GSvc, context: Ctx, version: Ver, detailed: bool) -> JSONResponse:
     query, _ = parse_list(request, version, gsvc.max_limit, SORTABLE, FILTERS, COLUMNS, True)
-    rows, _count = gsvc.groups.list(context, query, truthy(request.query_params.get("all_tenants")), cg_api=True)
+    rows, _count = gsvc.groups.get_all(context, query, truthy(request.query_params.get("all_tenants")), cg_api=True)
     items = [views.consistencygroup(r) if detailed else views.summary(r) for r in rows]
     body: dict[str, Any] = {"consistencygroups": items}
     body.update(next_link(request, gsvc.public_endpoint, "consistencygroups" + ("/detail" if detailed else ""),

@@ -22,7 +22,7 @@ COLUMNS = {"name": "display_name", "status": "status", "group_id": "group_id", "
 
 def _list(request: Request, gsvc: GSvc, context: Ctx, version: Ver, detailed: bool) -> JSONResponse:
     query, _ = parse_list(request, version, gsvc.max_limit, SORTABLE, FILTERS, COLUMNS, context.is_admin)
-    rows, count = gsvc.group_snapshots.list(context, query, truthy(request.query_params.get("all_tenants")))
+    rows, count = gsvc.group_snapshots.get_all(context, query, truthy(request.query_params.get("all_tenants")))
     items = [views.group_snapshot(r, version) if detailed else views.summary(r) for r in rows]
     body: dict[str, Any] = {"group_snapshots": items}
     body.update(next_link(request, gsvc.public_endpoint, "group_snapshots" + ("/detail" if detailed else ""),

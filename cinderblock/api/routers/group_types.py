@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v3", tags=["group types"], dependencies=[min_version
 def list_group_types(request: Request, gsvc: GSvc, context: Ctx, policy: Pol) -> JSONResponse:
     params = request.query_params
     rows = sort_records(
-        gsvc.group_types.list(context, is_public_filter(params.get("is_public")), params.get("name")),
+        gsvc.group_types.get_all(context, is_public_filter(params.get("is_public")), params.get("name")),
         params, TYPE_SORT_FIELDS)
     specs = policy.check(context, "group:access_group_types_specs")
     return JSONResponse({"group_types": [views.group_type(r, specs) for r in rows]})

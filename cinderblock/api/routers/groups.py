@@ -28,7 +28,7 @@ COLUMNS = {"name": "display_name", "status": "status", "availability_zone": "ava
 
 def _list(request: Request, gsvc: GSvc, context: Ctx, version: Ver, detailed: bool) -> JSONResponse:
     query, special = parse_list(request, version, gsvc.max_limit, SORTABLE, FILTERS, COLUMNS, context.is_admin)
-    rows, count = gsvc.groups.list(context, query, truthy(request.query_params.get("all_tenants")))
+    rows, count = gsvc.groups.get_all(context, query, truthy(request.query_params.get("all_tenants")))
     # cinderclient's find by name lists with list_volume=True (group-show --list-volume NAME).
     with_volumes = truthy(special.get("list_volume"))
     items = [views.group(r, version, gsvc.groups.member_ids(r.id) if with_volumes else None) if detailed

@@ -32,7 +32,7 @@ def list_messages(request: Request, svc: Svc, context: Ctx, version: Ver) -> JSO
         query, _special = parse_list(request, version, max_limit, SORTABLE, FILTERS, COLUMNS, context.is_admin)
     else:  # below 3.5 Cinder ignores every query parameter
         query = ListQuery(filters={}, like_filters={}, sort=[("created_at", "desc")], limit=max_limit)
-    rows = svc.messages.list(context, query, truthy(request.query_params.get("all_tenants")))
+    rows = svc.messages.get_all(context, query, truthy(request.query_params.get("all_tenants")))
     base, prefix = base_url(request, svc.settings.public_endpoint), request.state.url_prefix
     body: dict[str, Any] = {"messages": [views.detail(row, base, prefix) for row in rows]}
     if version.at_least(MESSAGES_PAGINATION):

@@ -44,7 +44,7 @@ def _service_view(svc: Svc, row: tables.Service, version: mv.Version) -> dict[st
 def list_services(request: Request, svc: Svc, context: Ctx, version: Ver) -> JSONResponse:
     svc.policy.authorize(context, "volume_extension:services:index")
     params = request.query_params
-    rows = svc.services.list(params.get("host"), params.get("binary"))
+    rows = svc.services.get_all(params.get("host"), params.get("binary"))
     return JSONResponse({"services": [_service_view(svc, row, version) for row in rows]})
 
 

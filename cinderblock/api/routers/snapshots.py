@@ -32,7 +32,7 @@ def _list(request: Request, svc: Svc, context: Ctx, version: Ver, detailed: bool
     query, special = parse_list(request, version, svc.settings.max_limit, SORTABLE, FILTERS,
                                 COLUMNS if context.is_admin else MEMBER_COLUMNS, context.is_admin)
     metadata = parse_metadata_filter(special["metadata"]) if "metadata" in special else None
-    rows, count = svc.snapshots.list(context, query, truthy(request.query_params.get("all_tenants")), metadata)
+    rows, count = svc.snapshots.get_all(context, query, truthy(request.query_params.get("all_tenants")), metadata)
     if detailed:
         extended = views.shown(svc.policy, context)
         items = [views.detail(s, version, extended) for s in rows]

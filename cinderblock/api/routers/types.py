@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v3", tags=["volume types"])
 def list_types(request: Request, svc: Svc, context: Ctx) -> JSONResponse:
     svc.policy.authorize(context, "volume_extension:type_get_all")
     params = request.query_params
-    rows = sort_records(svc.types.list(context, is_public_filter(params.get("is_public")), params.get("name")),
+    rows = sort_records(svc.types.get_all(context, is_public_filter(params.get("is_public")), params.get("name")),
                         params, TYPE_SORT_FIELDS)
     seen = views.shown(svc.policy, context)
     return JSONResponse({"volume_types": [views.detail(t, context, seen) for t in rows]})

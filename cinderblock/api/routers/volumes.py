@@ -49,7 +49,7 @@ def _list(request: Request, svc: Svc, context: Ctx, version: Ver, detailed: bool
     if "group_id" in special and version.at_least(mv.GROUP_ID_FILTER):
         filters["group_id"] = special["group_id"]
     query = dataclasses.replace(query, filters={**query.filters, **filters}, ranges=ranges)
-    rows, count = svc.volumes.list(context, query, truthy(request.query_params.get("all_tenants")), metadata)
+    rows, count = svc.volumes.get_all(context, query, truthy(request.query_params.get("all_tenants")), metadata)
     base, prefix = base_url(request, svc.settings.public_endpoint), request.state.url_prefix
     if detailed:
         seen = views.shown(svc.policy, context)

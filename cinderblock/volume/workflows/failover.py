@@ -36,7 +36,6 @@ from cinderblock.volume.driver import (
     FailoverResult,
     SupportsReplication,
     VolumeFailover,
-    VolumeRef,
 )
 from cinderblock.volume.workflows.common import WorkflowDeps, model_values, retry_db, volume_ref
 

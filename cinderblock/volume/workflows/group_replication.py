@@ -106,7 +106,7 @@ def _toggle(deps: WorkflowDeps, group_id: str, enable: bool) -> None:
         updates = tuple(method(group_id, refs))
         if len(updates) != len(refs):
             raise DriverError(f"the driver returned {len(updates)} update(s) for {len(refs)} volume(s)")
-        failed = [ref.id for ref, update in zip(refs, updates) if update.replication_status == R.ERROR]
+        failed = [ref.id for ref, update in zip(refs, updates, strict=True) if update.replication_status == R.ERROR]
         if failed:
             raise DriverError(f"the driver could not {verb} replication of volume(s) {', '.join(failed)}")
     except Exception as error:  # the whole group: a replicated group is one consistent set
@@ -117,7 +117,7 @@ def _toggle(deps: WorkflowDeps, group_id: str, enable: bool) -> None:
 
     def write() -> None:
         with deps.db.write() as session:
-            for ref, update in zip(refs, updates):
+            for ref, update in zip(refs, updates, strict=True):
                 state.move(session, volume_op.succeed, ref.id, values=_without_status(update))
             if not state.move(session, group_op.succeed, group_id, values={"error_reason": None}):
                 LOG.warning("group %s left %s before %s replication finished; outcome not written",

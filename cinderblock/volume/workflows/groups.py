@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -23,7 +25,7 @@ from cinderblock.model.machine import Transition
 from cinderblock.model.group_states import CG_GROUP_TYPE, GroupSnapshotStatus, GroupStatus
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import snapshot_usage
-from cinderblock.volume.driver import SnapshotRef, SupportsConsistentGroupSnapshot, VolumeDriver
+from cinderblock.volume.driver import SnapshotRef, SupportsConsistentGroupSnapshot, VolumeDriver, VolumeRef
 from cinderblock.volume.workflows.common import WorkflowDeps, model_values, snapshot_ref, volume_ref
 from cinderblock.volume.workflows.delete import destroy_volume_row
 
@@ -153,7 +155,7 @@ def _consistent(deps: WorkflowDeps, group_snapshot_id: str, refs: list[SnapshotR
         return False
     LOG.info("group snapshot %s: writes held %.1f ms at %d export(s)", group_snapshot_id,
              result.write_pause_ms, len(refs))
-    done = {ref.id: model_values(update_) for ref, update_ in zip(refs, result.updates)}
+    done = {ref.id: model_values(update_) for ref, update_ in zip(refs, result.updates, strict=True)}
     _finish_snapshots(deps, group_snapshot_id, done, None, True, result.write_pause_ms)
     return True
 
@@ -174,7 +176,7 @@ def _one_by_one(deps: WorkflowDeps, group_snapshot_id: str, refs: list[SnapshotR
     return reason is None
 
 
-def _finish_snapshots(deps: WorkflowDeps, group_snapshot_id: str, done: dict[str, dict[str, str] | None],
+def _finish_snapshots(deps: WorkflowDeps, group_snapshot_id: str, done: Mapping[str, Mapping[str, Any] | None],
                       reason: str | None, consistent: bool, pause_ms: float | None) -> None:
     t = transitions.SNAPSHOT_CREATE
     with deps.db.write() as session:
@@ -229,7 +231,7 @@ def _type_name(session: Session, snapshot: tables.Snapshot) -> str | None:
 # --- create from a source -------------------------------------------------------------------
 def create_group_from_src(deps: WorkflowDeps, group_id: str) -> None:
     t = transitions.VOLUME_CREATE
-    jobs = []
+    jobs: list[tuple[str, VolumeRef, SnapshotRef | None, VolumeRef | None]] = []
     with deps.db.read() as session:
         group = session.get(gt.Group, group_id)
         if group is None or group.status != GroupStatus.CREATING:

@@ -149,7 +149,7 @@ class RbdModule(Protocol):
 def rados() -> RadosModule:
     """The rados module, or DriverError saying how to get it."""
     try:
-        import rados as module  # type: ignore[import-not-found]
+        import rados as module
     except ImportError as exc:
         raise _missing(exc) from exc
     bound: RadosModule = module
@@ -159,7 +159,7 @@ def rados() -> RadosModule:
 def rbd() -> RbdModule:
     """The rbd module, or DriverError saying how to get it."""
     try:
-        import rbd as module  # type: ignore[import-not-found]
+        import rbd as module
     except ImportError as exc:
         raise _missing(exc) from exc
     bound: RbdModule = module
