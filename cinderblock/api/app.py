@@ -12,7 +12,6 @@ from cinderblock.api import faults
 from cinderblock.api.auth import authenticator
 from cinderblock.api.deps import ApiServices
 from cinderblock.api.middleware import CinderMiddleware
-from cinderblock.api.group_deps import build_group_api
 from cinderblock.api.routers import cgsnapshots, consistencygroups, group_snapshots, group_types, groups
 from cinderblock.api.routers import messages, quotas, services, snapshots, types, versions, volume_actions, volumes
 
@@ -35,11 +34,8 @@ def build_app(services_: ApiServices) -> FastAPI:
     app = FastAPI(title="cinderblock", version=__version__, description=DESCRIPTION,
                   redoc_url=None, exception_handlers=faults.HANDLERS, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services_
-    for module in (versions, volumes, volume_actions, snapshots, types, services, quotas, messages):
-        app.include_router(module.router)
-    # Groups, group types, group snapshots and the CG API (services built from the volume service's deps).
-    app.state.group_api = build_group_api(services_.volumes.deps)
-    for module in (group_types, groups, group_snapshots, consistencygroups, cgsnapshots):
+    for module in (versions, volumes, volume_actions, snapshots, types, services, quotas, messages,
+                   group_types, groups, group_snapshots, consistencygroups, cgsnapshots):
         app.include_router(module.router)
     app.add_middleware(CinderMiddleware, project_id_regex=services_.settings.project_id_regex,
                        policy=services_.policy, authenticator=authenticator(services_.settings),

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cinderblock.api.microversions import Version
-from cinderblock.api.policy import Policy
 from cinderblock.model.errors import Forbidden, VersionNotFound
 from cinderblock.model.records import RequestContext
 
@@ -39,26 +38,9 @@ def min_version(minimum: tuple[int, int]):  # type: ignore[no-untyped-def]
 
 
 def require_admin(context: RequestContext) -> None:
-    """Prefer a policy rule (`authorize`, `Pol`): operators can override those."""
+    """Prefer a policy rule (`svc.policy.authorize`): operators can override those."""
     if not context.is_admin:
         raise Forbidden("Policy doesn't allow this operation to be performed.")
-
-
-async def get_policy(request: Request) -> Policy:
-    policy: Policy = request.app.state.services.policy
-    return policy
-
-
-Pol = Annotated[Policy, Depends(get_policy)]
-
-
-def authorize(rule: str):  # type: ignore[no-untyped-def]
-    """A route dependency: the caller must pass policy `rule` for their own project (403 otherwise)."""
-
-    async def check(policy: Pol, context: Ctx) -> None:
-        policy.authorize(context, rule)
-
-    return Depends(check)
 
 
 def base_url(request: Request, public_endpoint: str | None) -> str:

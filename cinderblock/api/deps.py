@@ -8,6 +8,10 @@ from fastapi import Depends, Request
 
 from cinderblock.api.policy import Policy
 from cinderblock.config.settings import Settings
+from cinderblock.domain.group_replication import GroupReplicationService
+from cinderblock.domain.group_snapshots import GroupSnapshotService
+from cinderblock.domain.group_types import GroupTypeService
+from cinderblock.domain.groups import GroupService
 from cinderblock.domain.replication import BackendReplication
 from cinderblock.domain.services import ServiceRegistry
 from cinderblock.domain.snapshots import SnapshotService
@@ -27,6 +31,10 @@ class ApiServices:
     limits: LimitService
     messages: MessageService
     replication: BackendReplication
+    group_types: GroupTypeService
+    groups: GroupService
+    group_snapshots: GroupSnapshotService
+    group_replication: GroupReplicationService
     # Built from the settings' files unless given: the composition root need not know about policy.
     policy: Policy = field(default=None)  # type: ignore[assignment]
 

@@ -47,9 +47,8 @@ def check_specs(specs: dict[str, str]) -> None:
                                f"Values must be at most {SPEC_FIELD_MAX} characters long.")
 
 class GroupTypeService:
-    def __init__(self, db: Database, default_group_type: str | None = None) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.default_group_type = default_group_type
 
     def get_all(self, context: RequestContext, is_public: bool | None = None,
                 name: str | None = None) -> list[gt.GroupType]:
@@ -64,10 +63,8 @@ class GroupTypeService:
 
     def get(self, context: RequestContext, ref: str) -> gt.GroupType:
         with self.db.read() as session:
-            if ref == "default":
-                if not self.default_group_type:
-                    raise NotFound("Default group type could not be found.")
-                return find_group_type(session, context, self.default_group_type)
+            if ref == "default":  # no default_group_type option: Cinder's answer when it is unset
+                raise NotFound("Default group type could not be found.")
             return find_group_type(session, context, ref)
 
     def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> gt.GroupType:

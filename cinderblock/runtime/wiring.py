@@ -10,6 +10,10 @@ from cinderblock.api.deps import ApiServices
 from cinderblock.config.settings import Settings
 from cinderblock.db.engine import Database
 from cinderblock.domain.common import DomainDeps
+from cinderblock.domain.group_replication import GroupReplicationService
+from cinderblock.domain.group_snapshots import GroupSnapshotService
+from cinderblock.domain.group_types import GroupTypeService
+from cinderblock.domain.groups import GroupService
 from cinderblock.domain.limits import LimitService
 from cinderblock.domain.messages import MessageService
 from cinderblock.domain.replication import BackendReplication
@@ -46,6 +50,7 @@ def build_api(core: Core) -> FastAPI:
         types=TypeService(core.db, core.settings.default_volume_type),
         services=ServiceRegistry(core.db, core.settings, scheduler),
         limits=LimitService(core.db, core.settings), messages=MessageService(core.db),
-        replication=BackendReplication(deps),
+        replication=BackendReplication(deps), group_types=GroupTypeService(core.db), groups=GroupService(deps),
+        group_snapshots=GroupSnapshotService(deps), group_replication=GroupReplicationService(deps),
     )
     return build_app(services)
