@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select
 
-from cinderblock.db import group_tables, tables
+from cinderblock.db import tables
 from cinderblock.db.engine import Database
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -43,15 +43,15 @@ def seed(db: Database) -> None:
 
     Only the rows whose tables exist at the current revision (`db sync 0002` has no group tables).
     """
-    has_groups = inspect(db.write_engine).has_table(group_tables.GroupType.__tablename__)
+    has_groups = inspect(db.write_engine).has_table(tables.GroupType.__tablename__)
     with db.write() as session:
         if session.scalar(select(tables.VolumeType.id).where(tables.VolumeType.name == DEFAULT_TYPE)) is None:
             session.add(tables.VolumeType(name=DEFAULT_TYPE, description="Default Volume Type", is_public=True))
-        if has_groups and session.scalar(select(group_tables.GroupType.id)
-                          .where(group_tables.GroupType.name == CG_GROUP_TYPE)) is None:
-            cg_type = group_tables.GroupType(name=CG_GROUP_TYPE,
+        if has_groups and session.scalar(select(tables.GroupType.id)
+                          .where(tables.GroupType.name == CG_GROUP_TYPE)) is None:
+            cg_type = tables.GroupType(name=CG_GROUP_TYPE,
                                              description="Default group type for migrating cgsnapshot",
                                              is_public=True)
-            cg_type.group_specs = [group_tables.GroupTypeSpec(key="consistent_group_snapshot_enabled",
+            cg_type.group_specs = [tables.GroupTypeSpec(key="consistent_group_snapshot_enabled",
                                                               value="<is> True")]
             session.add(cg_type)

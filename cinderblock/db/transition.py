@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.cas import compare_and_swap
 from cinderblock.db.tables import utcnow
@@ -29,7 +28,7 @@ from cinderblock.model.machine import KEEP, Transition
 
 TABLES: dict[str, type[Any]] = {
     "volume": tables.Volume, "snapshot": tables.Snapshot, "attachment": tables.VolumeAttachment,
-    "group": gt.Group, "group_snapshot": gt.GroupSnapshot, "service": tables.Service,
+    "group": tables.Group, "group_snapshot": tables.GroupSnapshot, "service": tables.Service,
 }
 # Every state column, by table name: what only this module writes.
 STATE_COLUMNS: dict[str, frozenset[str]] = {

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.domain.replication import reported_targets
@@ -36,12 +35,12 @@ PRIMARY = "default"
 ATTACHABLE = (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE)
 
 
-def is_replicated_group(group: gt.Group) -> bool:
+def is_replicated_group(group: tables.Group) -> bool:
     specs = group.group_type.specs() if group.group_type is not None else {}
     return any(spec_is_true(specs, key) for key in GROUP_REPLICATION_SPECS)
 
 
-def check_type(session: Session, group: gt.Group) -> None:
+def check_type(session: Session, group: tables.Group) -> None:
     """Cinder's group/api.py _check_type: a replication group type, and replicated volume types only."""
     if not is_replicated_group(group):
         raise InvalidInput(f"Invalid group type: Group {group.id} is not a replication group type: its group "
@@ -90,7 +89,7 @@ class GroupReplicationService:
         self.db = deps.db
 
     def _run(self, context: RequestContext, group_id: str, action: _Action, cast: Callable[[Claimed], object],
-             allow_attached: bool = True, check: Callable[[gt.Group], None] | None = None) -> None:
+             allow_attached: bool = True, check: Callable[[tables.Group], None] | None = None) -> None:
         claim_and_cast(self.db, lambda session: _claim(session, context, group_id, action, allow_attached, check),
                        cast, lambda session, claimed: _undo(session, action, claimed))
 
@@ -105,7 +104,7 @@ class GroupReplicationService:
 
     def failover(self, context: RequestContext, group_id: str, allow_attached_volume: bool,
                  secondary_backend_id: str | None) -> None:
-        def nothing_to_fail_back(group: gt.Group) -> None:
+        def nothing_to_fail_back(group: tables.Group) -> None:
             if secondary_backend_id == PRIMARY and group.replication_status != R.FAILED_OVER:
                 raise InvalidState(f"Invalid group: Group {group.id} is not failed over: there is nothing to fail "
                                    f"back to '{PRIMARY}'.")
@@ -128,7 +127,7 @@ class GroupReplicationService:
 
 
 def _claim(session: Session, context: RequestContext, group_id: str, action: _Action, allow_attached: bool,
-           check: Callable[[gt.Group], None] | None) -> Claimed:
+           check: Callable[[tables.Group], None] | None) -> Claimed:
     """Checks, then the group and its members → the action's transient replication status."""
     group = get_group(session, context, group_id)
     check_type(session, group)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
@@ -20,8 +19,9 @@ from cinderblock.model.group_states import CG_GROUP_TYPE, GROUP_SNAPSHOT_RESET_S
 from cinderblock.model.records import RequestContext
 from cinderblock.model.usage import snapshot_usage
 
-def get_group_snapshot(session: Session, context: RequestContext, ident: str, cg_api: bool = False) -> gt.GroupSnapshot:
-    row = session.get(gt.GroupSnapshot, ident) or _by_name(session, gt.GroupSnapshot, context, ident)
+def get_group_snapshot(session: Session, context: RequestContext, ident: str,
+                       cg_api: bool = False) -> tables.GroupSnapshot:
+    row = session.get(tables.GroupSnapshot, ident) or _by_name(session, tables.GroupSnapshot, context, ident)
     if row is None or not owned(row, context):
         raise NotFound(f"{'CgSnapshot' if cg_api else 'GroupSnapshot'} {ident} could not be found.")
     if not cg_api:
@@ -34,26 +34,26 @@ class GroupSnapshotService:
         self.deps = deps
         self.db = deps.db
 
-    def get(self, context: RequestContext, ident: str, cg_api: bool = False) -> gt.GroupSnapshot:
+    def get(self, context: RequestContext, ident: str, cg_api: bool = False) -> tables.GroupSnapshot:
         with self.db.read() as session:
             return get_group_snapshot(session, context, ident, cg_api)
 
     def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
-             cg_api: bool = False) -> tuple[list[gt.GroupSnapshot], int | None]:
+             cg_api: bool = False) -> tuple[list[tables.GroupSnapshot], int | None]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)
-        base = select(gt.GroupSnapshot)
+        base = select(tables.GroupSnapshot)
         if not cg_api:
-            base = base.where(~exists(select(gt.GroupType.id).where(
-                gt.GroupType.id == gt.GroupSnapshot.group_type_id, gt.GroupType.name == CG_GROUP_TYPE)))
+            base = base.where(~exists(select(tables.GroupType.id).where(
+                tables.GroupType.id == tables.GroupSnapshot.group_type_id, tables.GroupType.name == CG_GROUP_TYPE)))
         with self.db.read() as session:
-            return list_rows(session, gt.GroupSnapshot, query, base)
+            return list_rows(session, tables.GroupSnapshot, query, base)
 
     def create(self, context: RequestContext, group_id: str, name: str | None, description: str | None,
-               cg_api: bool = False) -> gt.GroupSnapshot:
+               cg_api: bool = False) -> tables.GroupSnapshot:
         defaults = self.deps.settings.quotas.as_dict()
 
-        def claim(session: Session) -> tuple[gt.GroupSnapshot, str]:
+        def claim(session: Session) -> tuple[tables.GroupSnapshot, str]:
             group = get_group(session, context, group_id, cg_api)
             if group.status != GroupStatus.AVAILABLE or group.host is None:
                 raise InvalidState(f"Invalid group: Group {group_id} status must be available, but current status "
@@ -69,7 +69,7 @@ class GroupSnapshotService:
                     raise InvalidState(f"Invalid volume: Volume {volume.id} status must be available or in-use, "
                                        f"but it is {volume.status}.")
             limits = quotas.effective_limits(defaults, session, group.project_id)
-            gsnap: gt.GroupSnapshot = state.insert(
+            gsnap: tables.GroupSnapshot = state.insert(
                 session, gtr.GROUP_SNAPSHOT_INSERT, group_id=group_id, project_id=group.project_id,
                 user_id=context.user_id, display_name=name, display_description=description,
                 group_type_id=group.group_type_id)
@@ -96,18 +96,18 @@ class GroupSnapshotService:
             quota_repo.release(session, snapshot.project_id,
                                snapshot_usage(snapshot.volume_size, volume.volume_type.name if volume else None))
             session.delete(snapshot)
-        row = session.get(gt.GroupSnapshot, ident)
+        row = session.get(tables.GroupSnapshot, ident)
         if row is not None:
             session.delete(row)
 
     def delete(self, context: RequestContext, ident: str, cg_api: bool = False) -> None:
         def claim(session: Session) -> tuple[str, str, dict[str, str]]:
             gsnap = get_group_snapshot(session, context, ident, cg_api)
-            group = session.get(gt.Group, gsnap.group_id)
+            group = session.get(tables.Group, gsnap.group_id)
             assert group is not None and group.host is not None
             assert_not_frozen(session, group.host)
-            creating_from = select(gt.Group.id).where(gt.Group.group_snapshot_id == ident,
-                                                      gt.Group.status == GroupStatus.CREATING)
+            creating_from = select(tables.Group.id).where(tables.Group.group_snapshot_id == ident,
+                                                      tables.Group.status == GroupStatus.CREATING)
             if not state.move(session, gtr.GROUP_SNAPSHOT_DELETE.claim, ident, ~exists(creating_from)):
                 raise InvalidState(f"Invalid group snapshot: Group snapshot status must be available or error, "
                                    f"and no group may be being created from it (status: {gsnap.status}).")

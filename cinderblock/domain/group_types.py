@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cinderblock.db import group_tables as gt
+from cinderblock.db import tables
 from cinderblock.db.engine import Database
 from cinderblock.model.errors import Conflict, InvalidInput, NotFound
 from cinderblock.model.group_states import CG_GROUP_TYPE
@@ -23,11 +23,11 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-def find_group_type(session: Session, context: RequestContext, ref: str) -> gt.GroupType:
+def find_group_type(session: Session, context: RequestContext, ref: str) -> tables.GroupType:
     """By id, else by name; private types only for admins. 404 otherwise."""
-    found = session.get(gt.GroupType, ref) if _is_uuid(ref) else None
+    found = session.get(tables.GroupType, ref) if _is_uuid(ref) else None
     if found is None:
-        found = session.scalars(select(gt.GroupType).where(gt.GroupType.name == ref)).unique().one_or_none()
+        found = session.scalars(select(tables.GroupType).where(tables.GroupType.name == ref)).unique().one_or_none()
     if found is None or not (found.is_public or context.is_admin):
         raise NotFound(f"Group type with name {ref} could not be found.")
     return found
@@ -51,31 +51,31 @@ class GroupTypeService:
         self.db = db
 
     def get_all(self, context: RequestContext, is_public: bool | None = None,
-                name: str | None = None) -> list[gt.GroupType]:
+                name: str | None = None) -> list[tables.GroupType]:
         with self.db.read() as session:
-            statement = select(gt.GroupType).order_by(gt.GroupType.created_at, gt.GroupType.id)
+            statement = select(tables.GroupType).order_by(tables.GroupType.created_at, tables.GroupType.id)
             if name is not None:
-                statement = statement.where(gt.GroupType.name == name)
+                statement = statement.where(tables.GroupType.name == name)
             rows = list(session.scalars(statement).unique())
         if not context.is_admin:
             return [row for row in rows if row.is_public]
         return rows if is_public is None else [row for row in rows if row.is_public == is_public]
 
-    def get(self, context: RequestContext, ref: str) -> gt.GroupType:
+    def get(self, context: RequestContext, ref: str) -> tables.GroupType:
         with self.db.read() as session:
             if ref == "default":  # no default_group_type option: Cinder's answer when it is unset
                 raise NotFound("Default group type could not be found.")
             return find_group_type(session, context, ref)
 
-    def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> gt.GroupType:
+    def create(self, name: str, description: str | None, is_public: bool, specs: dict[str, str]) -> tables.GroupType:
         check_specs(specs)
         check_boolean_specs(specs, "group spec")
         try:
             with self.db.write() as session:
-                if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
+                if session.scalar(select(tables.GroupType.id).where(tables.GroupType.name == name)):
                     raise Conflict(f"Group Type {name} already exists.")
-                row = gt.GroupType(name=name, description=description, is_public=is_public)
-                row.group_specs = [gt.GroupTypeSpec(key=k, value=v) for k, v in specs.items()]
+                row = tables.GroupType(name=name, description=description, is_public=is_public)
+                row.group_specs = [tables.GroupTypeSpec(key=k, value=v) for k, v in specs.items()]
                 session.add(row)
                 session.flush()
                 return row
@@ -83,14 +83,14 @@ class GroupTypeService:
             raise Conflict(f"Group Type {name} already exists.") from None
 
     def update(self, context: RequestContext, ref: str, name: str | None, description: str | None,
-               is_public: bool | None) -> gt.GroupType:
+               is_public: bool | None) -> tables.GroupType:
         try:
             with self.db.write() as session:
                 row = find_group_type(session, context, ref)
                 if name is not None and name != row.name:
                     if row.name == CG_GROUP_TYPE:
                         raise InvalidInput(f"Invalid input received: Group type {CG_GROUP_TYPE} is reserved.")
-                    if session.scalar(select(gt.GroupType.id).where(gt.GroupType.name == name)):
+                    if session.scalar(select(tables.GroupType.id).where(tables.GroupType.name == name)):
                         raise Conflict(f"Group Type {name} already exists.")
                     row.name = name
                 if description is not None:
@@ -109,7 +109,7 @@ class GroupTypeService:
                 # Bug 1710937: deleting it breaks every consistency group call.
                 raise InvalidInput(f"Invalid input received: Group type {CG_GROUP_TYPE} is reserved and cannot be "
                                    "deleted.")
-            if session.scalar(select(exists().where(gt.Group.group_type_id == row.id))):
+            if session.scalar(select(exists().where(tables.Group.group_type_id == row.id))):
                 raise InvalidInput(f"Invalid group type: Target group type {row.id} is still in use.")
             session.delete(row)
 
@@ -127,7 +127,7 @@ class GroupTypeService:
                 if key in current:
                     current[key].value = value
                 else:
-                    row.group_specs.append(gt.GroupTypeSpec(key=key, value=value))
+                    row.group_specs.append(tables.GroupTypeSpec(key=key, value=value))
             session.flush()
             return specs
 

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
@@ -33,12 +32,12 @@ ADDABLE = {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE}
 REMOVABLE = {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE, VolumeStatus.ERROR, VolumeStatus.ERROR_DELETING}
 
 
-def is_cg(group: gt.Group) -> bool:
+def is_cg(group: tables.Group) -> bool:
     return group.group_type is not None and group.group_type.name == CG_GROUP_TYPE
 
 
-def get_group(session: Session, context: RequestContext, group_id: str, cg_api: bool = False) -> gt.Group:
-    group = session.get(gt.Group, group_id) or _by_name(session, gt.Group, context, group_id)
+def get_group(session: Session, context: RequestContext, group_id: str, cg_api: bool = False) -> tables.Group:
+    group = session.get(tables.Group, group_id) or _by_name(session, tables.Group, context, group_id)
     if group is None or not owned(group, context):
         raise NotFound(f"{'ConsistencyGroup' if cg_api else 'Group'} {group_id} could not be found.")
     if not cg_api and is_cg(group):
@@ -54,7 +53,7 @@ def _by_name(session: Session, table: Any, context: RequestContext, name: str) -
     return rows[0] if len(rows) == 1 else None
 
 
-def group_service_host(group: gt.Group) -> str:
+def group_service_host(group: tables.Group) -> str:
     assert group.host is not None
     return BackendAddress.parse(group.host).service_host
 
@@ -74,7 +73,7 @@ class GroupService:
         self.db = deps.db
 
     # --- queries -------------------------------------------------------------------------
-    def get(self, context: RequestContext, group_id: str, cg_api: bool = False) -> gt.Group:
+    def get(self, context: RequestContext, group_id: str, cg_api: bool = False) -> tables.Group:
         with self.db.read() as session:
             return get_group(session, context, group_id, cg_api)
 
@@ -83,19 +82,19 @@ class GroupService:
             return [v.id for v in members(session, group_id)]
 
     def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
-             cg_api: bool = False) -> tuple[list[gt.Group], int | None]:
+             cg_api: bool = False) -> tuple[list[tables.Group], int | None]:
         if not (context.is_admin and all_tenants):
             query = query.scoped(project_id=context.project_id)
-        base = select(gt.Group)
+        base = select(tables.Group)
         if not cg_api:  # CGs are hidden from the group API (served by the CG API only)
-            base = base.where(~exists(select(gt.GroupType.id).where(
-                gt.GroupType.id == gt.Group.group_type_id, gt.GroupType.name == CG_GROUP_TYPE)))
+            base = base.where(~exists(select(tables.GroupType.id).where(
+                tables.GroupType.id == tables.Group.group_type_id, tables.GroupType.name == CG_GROUP_TYPE)))
         with self.db.read() as session:
-            return list_rows(session, gt.Group, query, base)
+            return list_rows(session, tables.Group, query, base)
 
     # --- create --------------------------------------------------------------------------
     def create(self, context: RequestContext, group_type: str, volume_types: list[str], name: str | None,
-               description: str | None, availability_zone: str | None, cg_api: bool = False) -> gt.Group:
+               description: str | None, availability_zone: str | None, cg_api: bool = False) -> tables.Group:
         owner_project(context, "consistency group" if cg_api else "group")
         if not volume_types:
             raise InvalidInput("Invalid input received: volume_types must be provided to create group.")
@@ -117,11 +116,11 @@ class GroupService:
 
         def claim(session: Session) -> str:
             quotas.consume(self.deps.settings.quotas.as_dict(), session, context.project_id, GROUP_USAGE)
-            group: gt.Group = state.insert(
+            group: tables.Group = state.insert(
                 session, gtr.GROUP_INSERT, project_id=context.project_id, user_id=context.user_id,
                 display_name=name, display_description=description, availability_zone=zone,
                 group_type_id=gtype.id, replication_status="disabled")
-            group.volume_types = [gt.GroupVolumeType(volume_type_id=v.id) for v in vtypes]
+            group.volume_types = [tables.GroupVolumeType(volume_type_id=v.id) for v in vtypes]
             session.flush()
             return group.id
 
@@ -132,7 +131,7 @@ class GroupService:
         return self.get(context, group_id, cg_api=True)
 
     def create_from_src(self, context: RequestContext, group_snapshot_id: str | None, source_group_id: str | None,
-                        name: str | None, description: str | None, cg_api: bool = False) -> gt.Group:
+                        name: str | None, description: str | None, cg_api: bool = False) -> tables.Group:
         owner_project(context, "consistency group" if cg_api else "group")
         if bool(group_snapshot_id) == bool(source_group_id):
             raise InvalidInput("Invalid input received: Either 'group_snapshot_id' or 'source_group_id' must be "
@@ -143,7 +142,7 @@ class GroupService:
 
         def claim(session: Session) -> tuple[str, str]:
             if group_snapshot_id:
-                gsnap = session.get(gt.GroupSnapshot, group_snapshot_id)
+                gsnap = session.get(tables.GroupSnapshot, group_snapshot_id)
                 if gsnap is None or not owned(gsnap, context):
                     kind = 'CgSnapshot' if cg_api else 'GroupSnapshot'
                     raise NotFound(f"{kind} {group_snapshot_id} could not be found.")
@@ -176,12 +175,12 @@ class GroupService:
             assert_not_frozen(session, source.host)
             limits = quotas.effective_limits(defaults, session, context.project_id)
             quotas.consume(defaults, session, context.project_id, GROUP_USAGE, limits)
-            group: gt.Group = state.insert(
+            group: tables.Group = state.insert(
                 session, gtr.GROUP_INSERT, project_id=context.project_id, user_id=context.user_id,
                 display_name=name, display_description=description, host=source.host,
                 availability_zone=source.availability_zone, group_type_id=source.group_type_id,
                 group_snapshot_id=group_snapshot_id, source_group_id=source_group_id, replication_status="disabled")
-            group.volume_types = [gt.GroupVolumeType(volume_type_id=ident) for ident in source.volume_type_ids()]
+            group.volume_types = [tables.GroupVolumeType(volume_type_id=ident) for ident in source.volume_type_ids()]
             session.flush()
             cg_id = group.id if is_cg(source) else None
             for volume, from_snapshot in sources:
@@ -247,7 +246,7 @@ class GroupService:
         claim_and_cast(self.db, claim, cast,
                        lambda session, host: state.move(session, gtr.GROUP_UPDATE.undo, group_id))
 
-    def _check_adds(self, session: Session, context: RequestContext, group: gt.Group, adds: list[str]) -> None:
+    def _check_adds(self, session: Session, context: RequestContext, group: tables.Group, adds: list[str]) -> None:
         types = set(group.volume_type_ids())
         for volume_id in adds:
             volume = session.get(tables.Volume, volume_id)
@@ -267,7 +266,7 @@ class GroupService:
                 raise InvalidInput(f"Invalid input received: Cannot add volume {volume_id} to group "
                                    f"{group.id} because {why}.")
 
-    def _check_removes(self, session: Session, group: gt.Group, removes: list[str]) -> None:
+    def _check_removes(self, session: Session, group: tables.Group, removes: list[str]) -> None:
         for volume_id in removes:
             volume = session.get(tables.Volume, volume_id)
             if volume is None or volume.group_id != group.id:
@@ -301,10 +300,10 @@ class GroupService:
                     raise InvalidState(f"Invalid volume: Volume {volume.id} in group {group_id} is attached.")
                 if session.scalar(select(exists().where(tables.Snapshot.volume_id == volume.id))):
                     raise InvalidState(f"Invalid volume: Volume {volume.id} in group {group_id} has snapshots.")
-            if session.scalar(select(exists().where(gt.GroupSnapshot.group_id == group_id))):
+            if session.scalar(select(exists().where(tables.GroupSnapshot.group_id == group_id))):
                 raise InvalidState(f"Invalid group: Group {group_id} has group snapshots.")
-            busy = select(gt.Group.id).where(gt.Group.source_group_id == group_id,
-                                             gt.Group.status == GroupStatus.CREATING)
+            busy = select(tables.Group.id).where(tables.Group.source_group_id == group_id,
+                                             tables.Group.status == GroupStatus.CREATING)
             if not state.move(session, gtr.GROUP_DELETE.claim, group_id, ~exists(busy),
                               expect={"status": group.status}):
                 raise InvalidState(f"Invalid group: Group {group_id} changed or is a source being copied.")
@@ -339,18 +338,18 @@ class GroupService:
 
 
 def _destroy(session: Session, group_id: str, project_id: str) -> None:
-    row = session.get(gt.Group, group_id)
+    row = session.get(tables.Group, group_id)
     if row is not None:
         session.delete(row)
         quota_repo.release(session, project_id, GROUP_USAGE)
 
 
 def check_volume_in_group(session: Session, group_id: str, volume_type_id: str,
-                          context: RequestContext) -> tuple[gt.Group, str]:
+                          context: RequestContext) -> tuple[tables.Group, str]:
     """A volume created into a group: the group must be available and take the volume's type.
 
     Returns the group and its host, which pins the new volume to the group's backend."""
-    group = session.get(gt.Group, group_id)
+    group = session.get(tables.Group, group_id)
     if group is None or not owned(group, context):
         raise NotFound(f"Group {group_id} could not be found.")
     if group.status != GroupStatus.AVAILABLE or group.host is None:

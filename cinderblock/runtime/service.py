@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from cinderblock.config.settings import BackendSettings, Settings
 from cinderblock.coordination import LocalLocks
 from cinderblock.db import tables
-from cinderblock.db import group_tables as gt
 from cinderblock.db import transition as state
 from cinderblock.db.transition import fail_unplaced_create
 from cinderblock.db.loading import load_volume
@@ -174,7 +173,7 @@ def _spec_of(session: Any, volume: tables.Volume) -> RequestSpec:
         source = session.get(tables.Volume, volume.source_volid)
         required = source.host if source is not None else None
     elif volume.group_id:
-        group = session.get(gt.Group, volume.group_id)
+        group = session.get(tables.Group, volume.group_id)
         required = group.host if group is not None else None
     return RequestSpec(volume_id=volume.id, size_gb=volume.size, project_id=volume.project_id,
                        volume_type_id=volume.volume_type_id, extra_specs=volume.volume_type.specs(),

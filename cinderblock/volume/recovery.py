@@ -42,7 +42,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.model import group_transitions as gtr
@@ -139,9 +138,9 @@ REPLICATION_TRANSIENT = ("enabling", "disabling", "failing-over")
 def _recover_group_replication(deps: WorkflowDeps) -> None:
     prefix = deps.backend.service_host
     with deps.db.write() as session:
-        groups = list(session.scalars(select(gt.Group.id).where(
-            (gt.Group.host == prefix) | gt.Group.host.like(f"{prefix}#%"),
-            gt.Group.replication_status.in_(REPLICATION_TRANSIENT))))
+        groups = list(session.scalars(select(tables.Group.id).where(
+            (tables.Group.host == prefix) | tables.Group.host.like(f"{prefix}#%"),
+            tables.Group.replication_status.in_(REPLICATION_TRANSIENT))))
         for group_id in groups:
             LOG.warning("recovery: group %s replication change interrupted → error", group_id)
             state.move(session, gtr.GROUP_REPLICATION_INTERRUPTED, group_id, values={
@@ -223,7 +222,7 @@ def _recover_snapshot(deps: WorkflowDeps, snap: tables.Snapshot, listing: Storag
 
 def _on_this_host(deps: WorkflowDeps) -> Any:
     prefix = deps.backend.service_host
-    return (gt.Group.host == prefix) | gt.Group.host.like(f"{prefix}#%")
+    return (tables.Group.host == prefix) | tables.Group.host.like(f"{prefix}#%")
 
 
 def _stale(table: Any, cutoff: dt.datetime | None) -> list[Any]:
@@ -234,11 +233,11 @@ def _recover_group_snapshots(deps: WorkflowDeps, cutoff: dt.datetime | None, bus
     create, delete_ = gtr.GROUP_SNAPSHOT_CREATE, gtr.GROUP_SNAPSHOT_DELETE
     with deps.db.read() as session:
         rows = [(ident, status) for ident, status in session.execute(
-            select(gt.GroupSnapshot.id, gt.GroupSnapshot.status).join(
-                gt.Group, gt.Group.id == gt.GroupSnapshot.group_id).where(
-                _on_this_host(deps), gt.GroupSnapshot.status.in_(
+            select(tables.GroupSnapshot.id, tables.GroupSnapshot.status).join(
+                tables.Group, tables.Group.id == tables.GroupSnapshot.group_id).where(
+                _on_this_host(deps), tables.GroupSnapshot.status.in_(
                     [create.transient, GroupSnapshotStatus.UPDATING, delete_.transient]),
-                *_stale(gt.GroupSnapshot, cutoff))).all() if not busy(ident)]
+                *_stale(tables.GroupSnapshot, cutoff))).all() if not busy(ident)]
         members = {ident: list(session.scalars(select(tables.Snapshot.status).where(
             tables.Snapshot.group_snapshot_id == ident))) for ident, _ in rows}
     for ident, status in rows:
@@ -256,9 +255,9 @@ def _recover_group_snapshots(deps: WorkflowDeps, cutoff: dt.datetime | None, bus
 def _recover_groups(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callable[[str], bool]) -> None:
     create, update_, delete_ = gtr.GROUP_CREATE, gtr.GROUP_UPDATE, gtr.GROUP_DELETE
     with deps.db.read() as session:
-        rows = [(ident, status) for ident, status in session.execute(select(gt.Group.id, gt.Group.status).where(
-            _on_this_host(deps), gt.Group.status.in_([create.transient, update_.transient, delete_.transient]),
-            *_stale(gt.Group, cutoff))).all() if not busy(ident)]
+        rows = [(ident, status) for ident, status in session.execute(select(tables.Group.id, tables.Group.status).where(
+            _on_this_host(deps), tables.Group.status.in_([create.transient, update_.transient, delete_.transient]),
+            *_stale(tables.Group, cutoff))).all() if not busy(ident)]
         failed = {ident: session.scalar(select(func.count()).where(
             tables.Volume.group_id == ident, tables.Volume.status == VolumeStatus.ERROR)) for ident, _ in rows}
     for ident, status in rows:

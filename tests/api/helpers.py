@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from tests.conftest import Cloud
 
@@ -91,7 +90,7 @@ def consistency(cloud: Cloud, group_snapshot_id: str, cg_api: bool = False) -> t
     assert response.status_code == 200, response.text
     shown = response.json()["consistency"]
     with cloud.running.core.db.read() as session:
-        row = session.get(gt.GroupSnapshot, group_snapshot_id)
+        row = session.get(tables.GroupSnapshot, group_snapshot_id)
         assert row is not None
         assert (shown["group_snapshot_id"], shown["status"]) == (row.id, row.status)
         assert (shown["consistent"], shown["write_pause_ms"]) == (row.consistent, row.write_pause_ms)

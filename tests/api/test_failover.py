@@ -344,7 +344,6 @@ def test_reset_active_backend_promotes_the_secondary_without_sql(rep: Cloud, tmp
 
 
 def test_restart_settles_an_interrupted_group_replication_change(make_cloud: Callable[..., Cloud]) -> None:
-    from cinderblock.db import group_tables as gt
     from tests.api.test_groups import make_group, make_group_type
 
     first = make_cloud(CONFIG)
@@ -354,7 +353,8 @@ def test_restart_settles_an_interrupted_group_replication_change(make_cloud: Cal
     group = make_group(first, ["replicated"], group_type="rg")
     member = first.create_volume(volume_type="replicated", group_id=group["id"])
     with first.running.core.db.write() as session:  # the claim was written, the process died
-        session.execute(update(gt.Group).where(gt.Group.id == group["id"]).values(replication_status="enabling"))
+        session.execute(update(tables.Group).where(tables.Group.id == group["id"])
+                        .values(replication_status="enabling"))
         session.execute(update(tables.Volume).where(tables.Volume.id == member["id"])
                         .values(replication_status="enabling"))
     first.running.stop()

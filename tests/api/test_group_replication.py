@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.model.errors import DriverError, InvalidReplicationTarget
 from cinderblock.volume.drivers.fake import FakeDriver
@@ -228,11 +227,11 @@ def test_racing_calls_only_one_proceeds(rcloud: Cloud) -> None:
     path = f"{group_path(group['id'])}/action"
     # A call in flight (the group is still enabling): a second one is refused.
     with cloud.running.core.db.write() as session:
-        session.get(gt.Group, group["id"]).replication_status = "enabling"  # type: ignore[union-attr]
+        session.get(tables.Group, group["id"]).replication_status = "enabling"  # type: ignore[union-attr]
     for body in ({"enable_replication": {}}, {"disable_replication": {}}, {"failover_replication": {}}):
         assert_fault(act(cloud, group["id"], body), 400, "badRequest", contains="Invalid group: ")
     with cloud.running.core.db.write() as session:
-        session.get(gt.Group, group["id"]).replication_status = "enabled"  # type: ignore[union-attr]
+        session.get(tables.Group, group["id"]).replication_status = "enabled"  # type: ignore[union-attr]
     # Real threads: only one disable can win (disabled does not accept a second one whatever the timing),
     # and only one failback.
     for body, final in (({"disable_replication": {}}, "disabled"),
@@ -283,7 +282,7 @@ def test_enable_and_disable_driver_failures(rcloud: Cloud) -> None:
     assert shown["status"] == "error"
     assert rep_statuses(cloud, ids) == ["error", "error"]
     assert [volume(cloud, i)["status"] for i in ids] == ["available", "available"]  # data untouched
-    assert "array said no" in (row(cloud, gt.Group, group["id"]).error_reason or "")
+    assert "array said no" in (row(cloud, tables.Group, group["id"]).error_reason or "")
     # The way out: disable (group error, replication error are accepted), then enable again.
     ok(act(cloud, group["id"], {"disable_replication": {}}))
     shown = wait_group(cloud, group["id"], "disabled")
@@ -374,7 +373,7 @@ def test_failover_driver_error_and_member_failure(rcloud: Cloud) -> None:
     fake.fail_next("failover_group", DriverError("replication link down"))
     shown = failover(cloud, group["id"], "b1")
     assert (shown["status"], shown["replication_status"]) == ("error", "error")
-    assert "replication link down" in (row(cloud, gt.Group, group["id"]).error_reason or "")
+    assert "replication link down" in (row(cloud, tables.Group, group["id"]).error_reason or "")
     assert rep_statuses(cloud, ids) == ["error", "error"]
 
     # One member has no copy on the target: it alone goes to failover-error/error; the group to error.

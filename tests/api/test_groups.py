@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from cinderblock.db import group_tables as gt
+from cinderblock.db import tables
 from tests.api.helpers import assert_fault, consistency, headers, in_use, set_volume
 from tests.conftest import Cloud
 
@@ -168,7 +168,7 @@ def test_group_type_specs_must_match_capabilities(typed: Cloud) -> None:
     group = make_group(cloud, ["gold"], group_type="repl")
     assert group["status"] == "error"  # no backend reports group replication
     with cloud.running.core.db.read() as session:
-        row = session.get(gt.Group, group["id"])
+        row = session.get(tables.Group, group["id"])
         assert row is not None and "group_replication_enabled" in (row.error_reason or "")
     ok(cloud.request("POST", f"/v3/groups/{group['id']}/action", json={"delete": {"delete-volumes": False}}))
     cloud.wait_gone(f"/v3/groups/{group['id']}")

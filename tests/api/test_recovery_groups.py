@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db.repos import quotas
 from tests.api.helpers import in_use, set_volume
@@ -120,22 +119,22 @@ def test_transient_groups_and_group_snapshots_reach_end_states(make_cloud: Calla
     assert in_use(cloud, "snapshots") == 6 and in_use(cloud, "groups") == 5
     # The crash: a create and an update whose outcome was never written; a group delete and three
     # group snapshot operations cut short (one snapshot file never published).
-    _set(cloud, gt.Group, creating, status="creating")
-    _set(cloud, gt.Group, updating, status="updating")
-    _set(cloud, gt.Group, failed, status="creating")
+    _set(cloud, tables.Group, creating, status="creating")
+    _set(cloud, tables.Group, updating, status="updating")
+    _set(cloud, tables.Group, failed, status="creating")
     set_volume(cloud, failed_members[0], status="creating")
     file_of(cloud, failed_members[0]).unlink()
-    _set(cloud, gt.Group, doomed, status="deleting")
+    _set(cloud, tables.Group, doomed, status="deleting")
     for volume_id in doomed_members:
         set_volume(cloud, volume_id, status="deleting")
     doomed_files = [file_of(cloud, v) for v in doomed_members]
     for ident, members in ((complete, complete_members), (torn, torn_members)):
-        _set(cloud, gt.GroupSnapshot, ident, status="creating")
+        _set(cloud, tables.GroupSnapshot, ident, status="creating")
         for snapshot_id in members:
             _set(cloud, tables.Snapshot, snapshot_id, status="creating")
     with cloud.running.core.db.read() as session:
         Path(session.get(tables.Snapshot, torn_members[0]).provider_location).unlink()
-    _set(cloud, gt.GroupSnapshot, going, status="deleting")
+    _set(cloud, tables.GroupSnapshot, going, status="deleting")
     for snapshot_id in going_members:
         _set(cloud, tables.Snapshot, snapshot_id, status="deleting")
 
@@ -147,7 +146,7 @@ def test_transient_groups_and_group_snapshots_reach_end_states(make_cloud: Calla
     assert status("group", creating) == "available"
     assert status("group", updating) == "available"
     assert status("group", failed) == "error"
-    assert row(cloud, gt.Group, failed).error_reason.startswith("recovered after restart")
+    assert row(cloud, tables.Group, failed).error_reason.startswith("recovered after restart")
     cloud.wait_gone(f"/v3/groups/{doomed}")
     assert not any(path.exists() for path in doomed_files)
     assert status("group_snapshot", complete) == "available"

@@ -5,10 +5,10 @@ from typing import Any
 
 from cinderblock.api import microversions as mv
 from cinderblock.api.views.common import timestamp
-from cinderblock.db import group_tables as gt
+from cinderblock.db import tables
 
 
-def group_type(row: gt.GroupType, specs: bool = True) -> dict[str, Any]:
+def group_type(row: tables.GroupType, specs: bool = True) -> dict[str, Any]:
     """`specs`: group_specs shown (policy group:access_group_types_specs: administrators)."""
     view: dict[str, Any] = {"id": row.id, "name": row.name, "description": row.description,
                             "is_public": row.is_public}
@@ -21,7 +21,7 @@ def summary(row: Any) -> dict[str, Any]:
     return {"id": row.id, "name": row.display_name}
 
 
-def group(row: gt.Group, version: mv.Version, volume_ids: list[str] | None = None) -> dict[str, Any]:
+def group(row: tables.Group, version: mv.Version, volume_ids: list[str] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row.id, "status": row.status, "availability_zone": row.availability_zone,
         "created_at": timestamp(row.created_at), "name": row.display_name, "description": row.display_description,
@@ -39,13 +39,13 @@ def group(row: gt.Group, version: mv.Version, volume_ids: list[str] | None = Non
     return view
 
 
-def consistencygroup(row: gt.Group) -> dict[str, Any]:
+def consistencygroup(row: tables.Group) -> dict[str, Any]:
     return {"id": row.id, "status": row.status, "availability_zone": row.availability_zone,
             "created_at": timestamp(row.created_at), "name": row.display_name,
             "description": row.display_description, "volume_types": row.volume_type_ids()}
 
 
-def group_snapshot(row: gt.GroupSnapshot, version: mv.Version) -> dict[str, Any]:
+def group_snapshot(row: tables.GroupSnapshot, version: mv.Version) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row.id, "group_id": row.group_id, "group_type_id": row.group_type_id, "status": row.status,
         "created_at": timestamp(row.created_at), "name": row.display_name, "description": row.display_description,
@@ -55,13 +55,13 @@ def group_snapshot(row: gt.GroupSnapshot, version: mv.Version) -> dict[str, Any]
     return view
 
 
-def cgsnapshot(row: gt.GroupSnapshot) -> dict[str, Any]:
+def cgsnapshot(row: tables.GroupSnapshot) -> dict[str, Any]:
     return {"id": row.id, "consistencygroup_id": row.group_id, "status": row.status,
             "created_at": timestamp(row.created_at), "name": row.display_name,
             "description": row.display_description}
 
 
-def consistency(row: gt.GroupSnapshot) -> dict[str, Any]:
+def consistency(row: tables.GroupSnapshot) -> dict[str, Any]:
     """`consistent` is null until the snapshot is taken; false when the driver took the members one by one."""
     return {"group_snapshot_id": row.id, "status": row.status, "consistent": row.consistent,
             "write_pause_ms": row.write_pause_ms}

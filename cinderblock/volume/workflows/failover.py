@@ -22,7 +22,6 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.model import group_transitions as gtr
@@ -219,7 +218,7 @@ def _finish(deps: WorkflowDeps, service: tables.Service, result: FailoverResult,
             # Replicated groups follow their backend (their members did, above).
             host = deps.backend.service_host
             state.move_all(session, gtr.GROUP_BACKEND_FAILOVER,
-                           or_(gt.Group.host == host, gt.Group.host.like(f"{host}#%")), to=switched_to)
+                           or_(tables.Group.host == host, tables.Group.host.like(f"{host}#%")), to=switched_to)
             return True
     if not retry_db(write, f"service and volume rows of the failover of {deps.backend.service_host}"):
         LOG.error("service row of %s changed during the failover; volume rows not updated",

@@ -23,7 +23,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.model.errors import DriverError, InvalidReplicationTarget
@@ -54,7 +53,7 @@ def _capable(deps: WorkflowDeps) -> SupportsGroupReplication:
 def _claimed(deps: WorkflowDeps, group_id: str, transient: str) -> list[tuple[VolumeRef, str]] | None:
     """The members claimed with the group (ref, status), or None when the group is not `transient`."""
     with deps.db.read() as session:
-        group = session.get(gt.Group, group_id)
+        group = session.get(tables.Group, group_id)
         if group is None or group.replication_status != transient:
             LOG.info("group %s is not %s; skipped", group_id, transient)
             return None

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from cinderblock.db import group_tables as gt
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.db.loading import load_volume
@@ -55,7 +54,7 @@ def create_group(deps: WorkflowDeps, group_id: str) -> None:
 def update_group(deps: WorkflowDeps, group_id: str, add_volumes: list[str], remove_volumes: list[str]) -> None:
     failed: list[str] = []
     with deps.db.write() as session:
-        group = session.get(gt.Group, group_id)
+        group = session.get(tables.Group, group_id)
         if group is None or group.status != GroupStatus.UPDATING:
             LOG.info("group %s is not being updated; skipped", group_id)
             return
@@ -82,7 +81,7 @@ def update_group(deps: WorkflowDeps, group_id: str, add_volumes: list[str], remo
 # --- delete ---------------------------------------------------------------------------------
 def delete_group(deps: WorkflowDeps, group_id: str) -> None:
     with deps.db.read() as session:
-        group = session.get(gt.Group, group_id)
+        group = session.get(tables.Group, group_id)
         if group is None or group.status != GroupStatus.DELETING:
             LOG.info("group %s is not being deleted; skipped", group_id)
             return
@@ -107,8 +106,8 @@ def delete_group(deps: WorkflowDeps, group_id: str) -> None:
         _set_group(deps, group_id, gtr.GROUP_DELETE.fail, f"{failed} volume(s) could not be deleted")
     else:
         with deps.db.write() as session:
-            result = session.execute(delete(gt.Group).where(gt.Group.id == group_id,
-                                                            gt.Group.status == GroupStatus.DELETING))
+            result = session.execute(delete(tables.Group).where(tables.Group.id == group_id,
+                                                            tables.Group.status == GroupStatus.DELETING))
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 quotas.release(session, project_id, GROUP_USAGE)
     deps.stats_changed()
@@ -129,7 +128,7 @@ def _snapshot_refs(deps: WorkflowDeps, group_snapshot_id: str, status: str) -> l
 
 def create_group_snapshot(deps: WorkflowDeps, group_snapshot_id: str) -> None:
     with deps.db.read() as session:
-        gsnap = session.get(gt.GroupSnapshot, group_snapshot_id)
+        gsnap = session.get(tables.GroupSnapshot, group_snapshot_id)
         if gsnap is None or gsnap.status != GroupSnapshotStatus.CREATING:
             LOG.info("group snapshot %s is not being created; skipped", group_snapshot_id)
             return
@@ -193,7 +192,7 @@ def _finish_snapshots(deps: WorkflowDeps, group_snapshot_id: str, done: Mapping[
 
 def delete_group_snapshot(deps: WorkflowDeps, group_snapshot_id: str) -> None:
     with deps.db.read() as session:
-        gsnap = session.get(gt.GroupSnapshot, group_snapshot_id)
+        gsnap = session.get(tables.GroupSnapshot, group_snapshot_id)
         if gsnap is None or gsnap.status != GroupSnapshotStatus.DELETING:
             LOG.info("group snapshot %s is not being deleted; skipped", group_snapshot_id)
             return
@@ -218,8 +217,8 @@ def delete_group_snapshot(deps: WorkflowDeps, group_snapshot_id: str) -> None:
         if failed:
             state.move(session, gtr.GROUP_SNAPSHOT_DELETE.fail, group_snapshot_id)
         else:
-            session.execute(delete(gt.GroupSnapshot).where(gt.GroupSnapshot.id == group_snapshot_id,
-                                                           gt.GroupSnapshot.status == GroupSnapshotStatus.DELETING))
+            session.execute(delete(tables.GroupSnapshot).where(tables.GroupSnapshot.id == group_snapshot_id,
+                                                           tables.GroupSnapshot.status == GroupSnapshotStatus.DELETING))
     deps.stats_changed()
 
 
@@ -233,7 +232,7 @@ def create_group_from_src(deps: WorkflowDeps, group_id: str) -> None:
     t = transitions.VOLUME_CREATE
     jobs: list[tuple[str, VolumeRef, SnapshotRef | None, VolumeRef | None]] = []
     with deps.db.read() as session:
-        group = session.get(gt.Group, group_id)
+        group = session.get(tables.Group, group_id)
         if group is None or group.status != GroupStatus.CREATING:
             LOG.info("group %s is not being created; skipped", group_id)
             return
