@@ -1,28 +1,20 @@
 """Volume types, their extra specs and project access."""
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cinderblock.db import tables
 from cinderblock.db.engine import Database
+from cinderblock.domain.type_catalog import TypeCatalog
 from cinderblock.db.loading import TYPE_LOAD
 from cinderblock.model.errors import Conflict, InvalidInput, InvalidState, NotFound
 from cinderblock.model.records import RequestContext
 from cinderblock.model.specs import check_boolean_specs, spec_is_true
 
 DEFAULT_TYPE_NAME = "__DEFAULT__"
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False
 
 
 def _visible(volume_type: tables.VolumeType, context: RequestContext) -> bool:
@@ -32,13 +24,7 @@ def _visible(volume_type: tables.VolumeType, context: RequestContext) -> bool:
 
 def find_type(session: Session, context: RequestContext, ref: str) -> tables.VolumeType:
     """A type by id, or else by name; 404 when neither (or not visible to the caller)."""
-    volume_type = session.get(tables.VolumeType, ref, options=TYPE_LOAD) if _is_uuid(ref) else None
-    if volume_type is None:
-        volume_type = session.scalars(select(tables.VolumeType).options(*TYPE_LOAD)
-                                      .where(tables.VolumeType.name == ref)).unique().one_or_none()
-    if volume_type is None or not _visible(volume_type, context):
-        raise NotFound(f"Volume type {ref} could not be found.")
-    return volume_type
+    return TypeService.find(session, context, ref)
 
 
 def resolve_type(session: Session, context: RequestContext, ref: str | None, default_name: str) -> tables.VolumeType:
@@ -55,67 +41,51 @@ def _in_use(session: Session, type_id: str) -> bool:
     return bool(session.scalar(select(exists().where(tables.Volume.volume_type_id == type_id))))
 
 
-class TypeService:
+class TypeService(TypeCatalog[tables.VolumeType]):
+    row = tables.VolumeType
+    label = "Volume Type"
+    specs_noun = "extra specs"
+    load = TYPE_LOAD
+
     def __init__(self, db: Database, default_type_name: str) -> None:
-        self.db = db
+        super().__init__(db)
         self.default_type_name = default_type_name
 
-    def get_all(self, context: RequestContext, is_public: bool | None,
-                name: str | None = None) -> list[tables.VolumeType]:
-        with self.db.read() as session:
-            statement = select(tables.VolumeType).order_by(tables.VolumeType.created_at, tables.VolumeType.id)
-            if name is not None:
-                statement = statement.where(tables.VolumeType.name == name)
-            rows = list(session.scalars(statement))
-        if not context.is_admin:
-            return [row for row in rows if _visible(row, context)]
-        if is_public is None:
-            return rows
-        return [row for row in rows if row.is_public == is_public]
+    @classmethod
+    def not_found(cls, ref: str) -> NotFound:
+        return NotFound(f"Volume type {ref} could not be found.")
+
+    @classmethod
+    def visible(cls, row: tables.VolumeType, context: RequestContext) -> bool:
+        return _visible(row, context)
+
+    @classmethod
+    def spec_items(cls, row: tables.VolumeType) -> list[Any]:
+        return row.extra_specs
+
+    @classmethod
+    def new_spec(cls, key: str, value: str) -> tables.VolumeTypeExtraSpec:
+        return tables.VolumeTypeExtraSpec(key=key, value=value)
+
+    def check_rename(self, row: tables.VolumeType) -> None:
+        if row.name == DEFAULT_TYPE_NAME:
+            raise InvalidInput("Invalid input received: The default volume type cannot be renamed.")
 
     def get(self, context: RequestContext, ref: str) -> tables.VolumeType:
+        if ref != "default":
+            return super().get(context, ref)
         with self.db.read() as session:
-            if ref == "default":
-                return resolve_type(session, context, None, self.default_type_name)
-            return find_type(session, context, ref)
+            return resolve_type(session, context, None, self.default_type_name)
 
     def create(self, name: str, description: str | None, is_public: bool,
                extra_specs: dict[str, str]) -> tables.VolumeType:
         check_boolean_specs(extra_specs)
         if all(spec_is_true(extra_specs, key) for key in ("multiattach", "cacheable")):
             raise InvalidInput("Invalid input received: multiattach and cacheable cannot both be enabled.")
-        try:
-            with self.db.write() as session:
-                if session.scalar(select(tables.VolumeType.id).where(tables.VolumeType.name == name)):
-                    raise Conflict(f"Volume Type {name} already exists.")
-                volume_type = tables.VolumeType(name=name, description=description, is_public=is_public)
-                volume_type.extra_specs = [tables.VolumeTypeExtraSpec(key=k, value=v) for k, v in extra_specs.items()]
-                volume_type.projects = []
-                session.add(volume_type)
-                session.flush()
-                return volume_type
-        except IntegrityError:
-            raise Conflict(f"Volume Type {name} already exists.") from None
-
-    def update(self, context: RequestContext, ref: str, name: str | None, description: str | None,
-               is_public: bool | None) -> tables.VolumeType:
-        try:
-            with self.db.write() as session:
-                volume_type = find_type(session, context, ref)
-                if name is not None and name != volume_type.name:
-                    if volume_type.name == DEFAULT_TYPE_NAME:
-                        raise InvalidInput("Invalid input received: The default volume type cannot be renamed.")
-                    if session.scalar(select(tables.VolumeType.id).where(tables.VolumeType.name == name)):
-                        raise Conflict(f"Volume Type {name} already exists.")
-                    volume_type.name = name
-                if description is not None:
-                    volume_type.description = description
-                if is_public is not None:
-                    volume_type.is_public = is_public
-                session.flush()
-                return volume_type
-        except IntegrityError:
-            raise Conflict(f"Volume Type {name} already exists.") from None
+        volume_type = tables.VolumeType(name=name, description=description, is_public=is_public)
+        volume_type.extra_specs = [tables.VolumeTypeExtraSpec(key=k, value=v) for k, v in extra_specs.items()]
+        volume_type.projects = []
+        return self._insert(volume_type)
 
     def delete(self, context: RequestContext, ref: str) -> None:
         with self.db.write() as session:
@@ -140,22 +110,13 @@ class TypeService:
             merged = {**volume_type.specs(), **specs}
             if all(spec_is_true(merged, key) for key in ("multiattach", "cacheable")):
                 raise InvalidInput("Invalid input received: multiattach and cacheable cannot both be enabled.")
-            current = {spec.key: spec for spec in volume_type.extra_specs}
-            for key, value in specs.items():
-                if key in current:
-                    current[key].value = value
-                else:
-                    volume_type.extra_specs.append(tables.VolumeTypeExtraSpec(key=key, value=value))
+            self._merge_specs(volume_type, specs)
             session.flush()
             return specs
 
     def delete_spec(self, context: RequestContext, ref: str, key: str) -> None:
         with self.db.write() as session:
-            volume_type = self._mutable(session, context, ref)
-            found = [spec for spec in volume_type.extra_specs if spec.key == key]
-            if not found:
-                raise NotFound(f"Volume Type {volume_type.id} has no extra specs with key {key}.")
-            volume_type.extra_specs.remove(found[0])
+            self._remove_spec(self._mutable(session, context, ref), key)
 
     # --- access --------------------------------------------------------------------------
     def access_list(self, context: RequestContext, ref: str) -> list[tables.VolumeTypeProject]:
