@@ -11,6 +11,7 @@ from cinderblock.config.settings import Settings
 from cinderblock.db import tables
 from cinderblock.db.engine import Database
 from cinderblock.db.loading import load_volume
+from cinderblock.db.query import ListQuery
 from cinderblock.model.errors import Forbidden, InvalidInput, NotFound, QuotaExceeded, ServiceUnavailable
 from cinderblock.model.records import RequestContext
 from cinderblock.rpc.clients import SchedulerClient, VolumeClient
@@ -56,6 +57,11 @@ def owner_project(context: RequestContext, kind: str) -> str:
         raise Forbidden(f"A {kind} belongs to a project: creating one needs a project-scoped token (this one is "
                         f"{scope}).")
     return context.project_id
+
+
+def listed(query: ListQuery, context: RequestContext, all_tenants: bool) -> ListQuery:
+    """What a list request sees: the caller's project, or every project for an administrator who asks."""
+    return query if context.is_admin and all_tenants else query.scoped(project_id=context.project_id)
 
 
 def owned(row: Any, context: RequestContext) -> bool:

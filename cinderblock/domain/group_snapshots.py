@@ -7,17 +7,16 @@ from sqlalchemy.orm import Session
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
-from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, claim_and_cast, owned
-from cinderblock.domain.groups import _by_name, get_group, group_service_host, members
+from cinderblock.domain.common import DomainDeps, claim_and_cast, listed, owned
+from cinderblock.domain.groups import _by_name, get_group, group_service_host, members, not_cg
 from cinderblock.domain.services import assert_not_frozen
+from cinderblock.domain.snapshots import destroy_snapshot, insert_snapshot
 from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions as t
 from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
-from cinderblock.model.group_states import CG_GROUP_TYPE, GROUP_SNAPSHOT_RESET_STATUSES, GroupStatus
+from cinderblock.model.group_states import GROUP_SNAPSHOT_RESET_STATUSES, GroupStatus
 from cinderblock.model.records import RequestContext
-from cinderblock.model.usage import snapshot_usage
 
 def get_group_snapshot(session: Session, context: RequestContext, ident: str,
                        cg_api: bool = False) -> tables.GroupSnapshot:
@@ -40,12 +39,10 @@ class GroupSnapshotService:
 
     def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              cg_api: bool = False) -> tuple[list[tables.GroupSnapshot], int | None]:
-        if not (context.is_admin and all_tenants):
-            query = query.scoped(project_id=context.project_id)
+        query = listed(query, context, all_tenants)
         base = select(tables.GroupSnapshot)
         if not cg_api:
-            base = base.where(~exists(select(tables.GroupType.id).where(
-                tables.GroupType.id == tables.GroupSnapshot.group_type_id, tables.GroupType.name == CG_GROUP_TYPE)))
+            base = base.where(not_cg(tables.GroupSnapshot.group_type_id))
         with self.db.read() as session:
             return list_rows(session, tables.GroupSnapshot, query, base)
 
@@ -75,13 +72,9 @@ class GroupSnapshotService:
                 group_type_id=group.group_type_id)
             session.flush()
             for volume in volumes:
-                quotas.consume(defaults, session, group.project_id,
-                               snapshot_usage(volume.size, volume.volume_type.name), limits)
-                snapshot = state.insert(
-                    session, t.SNAPSHOT_INSERT, volume_id=volume.id, project_id=group.project_id,
-                    user_id=context.user_id, display_name=f"snapshot-{gsnap.id}" if name is None else name,
-                    display_description=description, progress="0%", volume_size=volume.size,
-                    group_snapshot_id=gsnap.id)
+                snapshot = insert_snapshot(session, context, volume, group.project_id,
+                                           f"snapshot-{gsnap.id}" if name is None else name, description, defaults,
+                                           limits, group_snapshot_id=gsnap.id)
                 snapshot.metadata_items = []
             session.flush()
             return gsnap, group_service_host(group)
@@ -93,9 +86,7 @@ class GroupSnapshotService:
     def _destroy(self, session: Session, ident: str) -> None:
         for snapshot in session.scalars(select(tables.Snapshot).where(tables.Snapshot.group_snapshot_id == ident)):
             volume = session.get(tables.Volume, snapshot.volume_id)
-            quota_repo.release(session, snapshot.project_id,
-                               snapshot_usage(snapshot.volume_size, volume.volume_type.name if volume else None))
-            session.delete(snapshot)
+            destroy_snapshot(session, snapshot, volume.volume_type.name if volume else None)
         row = session.get(tables.GroupSnapshot, ident)
         if row is not None:
             session.delete(row)

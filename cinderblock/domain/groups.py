@@ -15,7 +15,7 @@ from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import DomainDeps, claim_and_cast, owned, owner_project
+from cinderblock.domain.common import DomainDeps, claim_and_cast, listed, owned, owner_project
 from cinderblock.domain.group_types import find_group_type
 from cinderblock.domain.services import assert_not_frozen, known_zones
 from cinderblock.domain.types import find_type
@@ -34,6 +34,12 @@ REMOVABLE = {VolumeStatus.AVAILABLE, VolumeStatus.IN_USE, VolumeStatus.ERROR, Vo
 
 def is_cg(group: tables.Group) -> bool:
     return group.group_type is not None and group.group_type.name == CG_GROUP_TYPE
+
+
+def not_cg(group_type_id: Any) -> Any:
+    """A WHERE clause: the row's group type is not the reserved CG type (the group API hides CGs)."""
+    return ~exists(select(tables.GroupType.id).where(tables.GroupType.id == group_type_id,
+                                                     tables.GroupType.name == CG_GROUP_TYPE))
 
 
 def get_group(session: Session, context: RequestContext, group_id: str, cg_api: bool = False) -> tables.Group:
@@ -83,12 +89,10 @@ class GroupService:
 
     def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              cg_api: bool = False) -> tuple[list[tables.Group], int | None]:
-        if not (context.is_admin and all_tenants):
-            query = query.scoped(project_id=context.project_id)
+        query = listed(query, context, all_tenants)
         base = select(tables.Group)
         if not cg_api:  # CGs are hidden from the group API (served by the CG API only)
-            base = base.where(~exists(select(tables.GroupType.id).where(
-                tables.GroupType.id == tables.Group.group_type_id, tables.GroupType.name == CG_GROUP_TYPE)))
+            base = base.where(not_cg(tables.Group.group_type_id))
         with self.db.read() as session:
             return list_rows(session, tables.Group, query, base)
 

@@ -1,6 +1,7 @@
 """Snapshot requests."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -11,7 +12,7 @@ from cinderblock.db import transition as state
 from cinderblock.db.query import ListQuery, list_rows
 from cinderblock.db.repos import quotas as quota_repo
 from cinderblock.domain import quotas
-from cinderblock.domain.common import (DomainDeps, check_metadata, claim_and_cast, get_snapshot, get_volume,
+from cinderblock.domain.common import (DomainDeps, check_metadata, claim_and_cast, get_snapshot, get_volume, listed,
                                        replace_metadata)
 from cinderblock.domain.services import assert_not_frozen
 from cinderblock.domain.volumes import service_of
@@ -20,6 +21,25 @@ from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.model.records import RequestContext
 from cinderblock.model.states import SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import snapshot_usage
+
+
+def insert_snapshot(session: Session, context: RequestContext, volume: tables.Volume, project_id: str,
+                    name: str | None, description: str | None, quota_defaults: Mapping[str, int],
+                    limits: Mapping[str, int] | None = None, group_snapshot_id: str | None = None) -> tables.Snapshot:
+    """A new snapshot of `volume` (alone, or a member of a group snapshot): its quota charged, its row in
+    `creating`."""
+    quotas.consume(quota_defaults, session, project_id, snapshot_usage(volume.size, volume.volume_type.name), limits)
+    snapshot: tables.Snapshot = state.insert(
+        session, t.SNAPSHOT_INSERT, volume_id=volume.id, project_id=project_id, user_id=context.user_id,
+        display_name=name, display_description=description, progress="0%", volume_size=volume.size,
+        group_snapshot_id=group_snapshot_id)
+    return snapshot
+
+
+def destroy_snapshot(session: Session, snapshot: tables.Snapshot, type_name: str | None) -> None:
+    """Undo insert_snapshot (the volume service never got the request): the row goes, the quota comes back."""
+    session.delete(snapshot)
+    quota_repo.release(session, snapshot.project_id, snapshot_usage(snapshot.volume_size, type_name))
 
 
 class SnapshotService:
@@ -33,8 +53,7 @@ class SnapshotService:
 
     def get_all(self, context: RequestContext, query: ListQuery, all_tenants: bool,
              metadata: dict[str, str] | None = None) -> tuple[list[tables.Snapshot], int | None]:
-        if not (context.is_admin and all_tenants):
-            query = query.scoped(project_id=context.project_id)
+        query = listed(query, context, all_tenants)
         # Metadata is filtered in SQL so that limit, markers and count see the filtered rows.
         base = select(tables.Snapshot)
         for key, value in (metadata or {}).items():
@@ -64,12 +83,8 @@ class SnapshotService:
                               expect={"status": allowed}):
                 raise InvalidState(f"Invalid volume: Volume {volume_id} status must be "
                                    f"{' or '.join(sorted(allowed))} to take a snapshot, but it is {volume.status}.")
-            quotas.consume(self.deps.settings.quotas.as_dict(), session, volume.project_id,
-                           snapshot_usage(volume.size, volume.volume_type.name))
-            snapshot: tables.Snapshot = state.insert(
-                session, t.SNAPSHOT_INSERT, volume_id=volume_id, project_id=volume.project_id,
-                user_id=context.user_id, display_name=name, display_description=description, progress="0%",
-                volume_size=volume.size)
+            snapshot = insert_snapshot(session, context, volume, volume.project_id, name, description,
+                                       self.deps.settings.quotas.as_dict())
             snapshot.metadata_items = [tables.SnapshotMetadata(key=k, value=v) for k, v in metadata.items()]
             session.flush()
             return snapshot, service_of(volume), volume.volume_type.name
@@ -78,8 +93,7 @@ class SnapshotService:
             snapshot, _, type_name = claimed
             row = session.get(tables.Snapshot, snapshot.id)
             if row is not None:
-                session.delete(row)
-                quota_repo.release(session, snapshot.project_id, snapshot_usage(snapshot.volume_size, type_name))
+                destroy_snapshot(session, row, type_name)
 
         return claim_and_cast(
             self.db, claim, lambda claimed: self.deps.volumes.create_snapshot(context, claimed[1], claimed[0].id),
