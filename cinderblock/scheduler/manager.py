@@ -13,7 +13,7 @@ from cinderblock.config.settings import SchedulerSettings
 from cinderblock.db import tables
 from cinderblock.db.transition import fail_unplaced_create
 from cinderblock.db.engine import Database
-from cinderblock.domain import messages
+from cinderblock.db.repos import messages
 from cinderblock.model import transitions
 from cinderblock.model.errors import ServiceUnavailable
 from cinderblock.model.records import RequestContext, RequestSpec
