@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cinderblock.config.settings import ConfigError, Settings, build_config, load_settings
+from cinderblock.volume.loading import driver_options
 
 if TYPE_CHECKING:
     from cinderblock.runtime.wiring import Core
@@ -72,7 +73,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     conf = build_config(config_files=args.config_file)
     overrides = {"state_path": args.state_path, "osapi_volume_listen": getattr(args, "listen", None),
                  "osapi_volume_listen_port": getattr(args, "port", None)}
-    settings = load_settings(conf, **overrides)
+    settings = load_settings(conf, driver_options, **overrides)
     from cinderblock.api.auth import authenticator
     from cinderblock.api.policy import Policy
 
