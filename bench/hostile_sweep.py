@@ -30,6 +30,7 @@ from schemathesis.core.result import Ok  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from cinderblock.config.settings import build_config, load_settings  # noqa: E402
+from cinderblock.volume.loading import driver_options  # noqa: E402
 from cinderblock.runtime.embedded import start_embedded  # noqa: E402
 from cinderblock.runtime.wiring import build_core  # noqa: E402
 from tests.api.sweep import ROLES, Tally, fixed_sweep, sweep  # noqa: E402
@@ -55,7 +56,7 @@ def run(kind: str, target: int, seed: int, workdir: Path) -> Tally:
     with database(kind) as url:
         config = CONFIG + (f"[database]\nconnection = {url}\n" if url else "")
         (workdir / f"{kind}.conf").write_text(config)
-        settings = load_settings(build_config(config_files=[str(workdir / f"{kind}.conf")]),
+        settings = load_settings(build_config(config_files=[str(workdir / f"{kind}.conf")]), driver_options,
                                  state_path=str(workdir / kind))
         running = start_embedded(build_core(settings))
         try:

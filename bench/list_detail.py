@@ -18,12 +18,13 @@ import httpx
 from common import HEADERS, percentile, running_service
 
 from cinderblock.config.settings import build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from cinderblock.db import migrate, tables
 from cinderblock.db.engine import Database
 
 
 def populate(state: str, count: int) -> None:
-    settings = load_settings(build_config(), state_path=state)
+    settings = load_settings(build_config(), driver_options, state_path=state)
     db = Database(settings.database_url)
     migrate.sync(db)
     with db.write() as session:

@@ -29,8 +29,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cinderblock.model.records import RequestSpec  # noqa: E402
-from cinderblock.scheduler.backend_state import BackendStateStore, PoolState  # noqa: E402
-from cinderblock.scheduler.filter_scheduler import FilterScheduler  # noqa: E402
+from cinderblock.placement.backend_state import BackendStateStore, PoolState  # noqa: E402
+from cinderblock.placement.filter_scheduler import FilterScheduler  # noqa: E402
 
 SIZES = (100, 300, 1000, 3000, 10000)
 BUDGET_MS = {1000: 2.0, 10000: 20.0}

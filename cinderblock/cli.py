@@ -10,11 +10,15 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cinderblock.config.settings import ConfigError, Settings, build_config, load_settings
+from cinderblock.volume.loading import driver_options
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from cinderblock.runtime.wiring import Core
 
 LOG = logging.getLogger("cinderblock")
+API_ARGV = "CINDERBLOCK_API_ARGV"  # the command line, for each API worker to parse again
 
 
 def _global_options(parser: argparse.ArgumentParser, late: bool) -> None:
@@ -72,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     conf = build_config(config_files=args.config_file)
     overrides = {"state_path": args.state_path, "osapi_volume_listen": getattr(args, "listen", None),
                  "osapi_volume_listen_port": getattr(args, "port", None)}
-    settings = load_settings(conf, **overrides)
+    settings = load_settings(conf, driver_options, **overrides)
     from cinderblock.api.auth import authenticator
     from cinderblock.api.policy import Policy
 
@@ -93,7 +97,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """Settings from parsed arguments (API workers rebuild theirs with this, see runtime/asgi.py)."""
+    """Settings from parsed arguments (API workers rebuild theirs with this, see create_app)."""
     return _settings(args)
 
 
@@ -121,8 +125,19 @@ def _serve_http(settings: Settings, app: object, workers: int = 1, grace: int = 
 def _serve_api_workers(settings: Settings, argv: list[str]) -> None:
     """uvicorn's supervisor here, the app in each worker: this process never builds it (nor imports
     it: workers start sooner on a small machine)."""
-    os.environ["CINDERBLOCK_API_ARGV"] = json.dumps(argv)  # read by runtime/asgi.py:create_app
-    _serve_http(settings, "cinderblock.runtime.asgi:create_app", workers=settings.api_workers)
+    os.environ[API_ARGV] = json.dumps(argv)  # read by create_app
+    _serve_http(settings, "cinderblock.cli:create_app", workers=settings.api_workers)
+
+
+def create_app() -> FastAPI:
+    """uvicorn's factory in each API worker process: it parses the command line again, so every worker
+    reads the same configuration as the command, and builds its own database engine and broker
+    connection (nothing is shared across processes)."""
+    from cinderblock.runtime import asgi, wiring
+
+    args = parse(json.loads(os.environ[API_ARGV]))
+    configure_logging(args.debug)
+    return asgi.build(wiring.build_core(settings_of(args)))
 
 
 def _db(core: Core, args: argparse.Namespace) -> int:

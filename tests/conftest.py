@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from cinderblock.config.settings import build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from cinderblock.db import state_guard
 from cinderblock.runtime.embedded import Embedded, start_embedded
 from cinderblock.runtime.wiring import build_core
@@ -41,7 +42,7 @@ def make_cloud(tmp_path: Path) -> Iterator[Callable[..., "Cloud"]]:
     def make(config: str = "", state: str = "state") -> Cloud:
         config_file = write_config(tmp_path / f"{state}.conf", config)
         conf = build_config(config_files=[config_file])
-        settings = load_settings(conf, state_path=str(tmp_path / state))
+        settings = load_settings(conf, driver_options, state_path=str(tmp_path / state))
         running = start_embedded(build_core(settings))
         started.append(running)
         return Cloud(running, TestClient(running.app, base_url="http://cinderblock.test"))

@@ -87,6 +87,13 @@ COORDINATION_OPTS: list[cfg.Opt] = [
                help="tooz URL for locks across hosts (redis://..., mysql://...). None: local locks."),
 ]
 
+# The filters and weighers cinderblock has, by the names the two options below take: checked at
+# start-up here, mapped to their classes by placement/registry.py (tests/unit/test_scheduler.py keeps
+# the two alike).
+SCHEDULER_FILTER_NAMES = ("AvailabilityZoneFilter", "CapacityFilter", "CapabilitiesFilter", "RequiredBackendFilter",
+                          "IgnoreAttemptedHostsFilter")
+SCHEDULER_WEIGHER_NAMES = ("CapacityWeigher", "AllocatedCapacityWeigher", "VolumeNumberWeigher")
+
 # Placement, with Cinder's option names (cinder/scheduler/host_manager.py, weights/*.py).
 SCHEDULER_OPTS: list[cfg.Opt] = [
     cfg.ListOpt("scheduler_default_filters",

@@ -1,20 +1,39 @@
 """Frozen settings built once from a ConfigOpts. The only module that reads option values."""
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from oslo_config import cfg
 
 from cinderblock.config import options
-from cinderblock.volume.driver import DriverOptions, VolumeDriver
+
+# The oslo.config options a volume_driver path declares (its class's OPTIONS). Passed in by the
+# caller (volume/loading.py): config reads the options of drivers it does not import.
+DriverOptionsOf = Callable[[str], Sequence[cfg.Opt]]
 
 
 class ConfigError(Exception):
     """The configuration cannot work; the message says which option and why."""
+
+
+class DriverOptions(Mapping[str, Any]):
+    """Resolved options of one backend (section → [backend_defaults] → default), read-only."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 @dataclass(frozen=True)
@@ -22,7 +41,7 @@ class BackendSettings:
     name: str
     service_host: str  # host@backend
     availability_zone: str
-    driver_class: type[VolumeDriver]
+    volume_driver: str  # class path, short names resolved (options.DRIVER_ALIASES)
     options: DriverOptions
 
 
@@ -88,19 +107,6 @@ class Settings:
     graceful_shutdown_timeout: int = 60
 
 
-def load_driver_class(path: str) -> type[VolumeDriver]:
-    path = options.DRIVER_ALIASES.get(path, path)
-    module_name, _, class_name = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-        driver_class = getattr(module, class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"volume_driver {path!r} cannot be loaded: {exc}") from exc
-    if not (isinstance(driver_class, type) and issubclass(driver_class, VolumeDriver)):
-        raise ConfigError(f"volume_driver {path!r} is not a cinderblock VolumeDriver")
-    return driver_class
-
-
 def _is_set(conf: cfg.ConfigOpts, name: str, group: str) -> bool:
     try:
         location = conf.get_location(name, group)
@@ -125,12 +131,13 @@ def _register_backend(conf: cfg.ConfigOpts, group: str, opts: list[cfg.Opt]) -> 
                 raise ConfigError(f"driver option {opt.name!r} clashes with another option: {exc}") from exc
 
 
-def _backend_settings(conf: cfg.ConfigOpts, name: str) -> BackendSettings:
+def _backend_settings(conf: cfg.ConfigOpts, name: str, driver_options: DriverOptionsOf) -> BackendSettings:
     _register_backend(conf, name, options.BACKEND_OPTS)
-    driver_class = load_driver_class(_resolve(conf, "volume_driver", name))
-    _register_backend(conf, name, list(driver_class.OPTIONS))
-    values = {opt.dest: _resolve(conf, opt.dest, name)
-              for opt in [*options.BACKEND_OPTS, *driver_class.OPTIONS]}
+    path = _resolve(conf, "volume_driver", name)
+    path = options.DRIVER_ALIASES.get(path, path)
+    own_options = list(driver_options(path))
+    _register_backend(conf, name, own_options)
+    values = {opt.dest: _resolve(conf, opt.dest, name) for opt in [*options.BACKEND_OPTS, *own_options]}
     values["volume_backend_name"] = values["volume_backend_name"] or name
     ratio = str(values["max_over_subscription_ratio"])
     if ratio != "auto":
@@ -142,13 +149,12 @@ def _backend_settings(conf: cfg.ConfigOpts, name: str) -> BackendSettings:
                               f"not {ratio!r}") from None
     host = values["backend_host"] or conf.host
     zone = values["backend_availability_zone"] or conf.storage_availability_zone
-    return BackendSettings(name, f"{host}@{name}", zone, driver_class, DriverOptions(values))
+    return BackendSettings(name, f"{host}@{name}", zone, path, DriverOptions(values))
 
 
 def _scheduler_settings(conf: cfg.ConfigOpts) -> SchedulerSettings:
-    from cinderblock.scheduler.registry import FILTERS, WEIGHERS  # names only; no cycle at import
-
-    for option, known in (("scheduler_default_filters", FILTERS), ("scheduler_default_weighers", WEIGHERS)):
+    for option, known in (("scheduler_default_filters", options.SCHEDULER_FILTER_NAMES),
+                          ("scheduler_default_weighers", options.SCHEDULER_WEIGHER_NAMES)):
         unknown = [name for name in conf[option] or [] if name not in known]
         if unknown:
             raise ConfigError(f"{option} names unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -189,8 +195,9 @@ def _check_noauth_listen(conf: cfg.ConfigOpts) -> None:
                           f"or set noauth_allow_remote = true to accept the risk.")
 
 
-def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
-    """Read every option once. `overrides` replace option values (command-line flags)."""
+def load_settings(conf: cfg.ConfigOpts, driver_options: DriverOptionsOf, **overrides: Any) -> Settings:
+    """Read every option once. `driver_options` names the options of a volume_driver (raising
+    ConfigError when it cannot load); `overrides` replace option values (command-line flags)."""
     for key, value in overrides.items():
         if value is not None:
             group = "database" if key == "connection" else None
@@ -204,7 +211,7 @@ def load_settings(conf: cfg.ConfigOpts, **overrides: Any) -> Settings:
             backends = ["local"]
         if len(set(backends)) != len(backends):
             raise ConfigError(f"enabled_backends lists a backend twice: {backends}")
-        backend_settings = tuple(_backend_settings(conf, name) for name in backends)
+        backend_settings = tuple(_backend_settings(conf, name, driver_options) for name in backends)
         quotas = QuotaDefaults(
             volumes=conf.quota_volumes, snapshots=conf.quota_snapshots, gigabytes=conf.quota_gigabytes,
             backups=conf.quota_backups, backup_gigabytes=conf.quota_backup_gigabytes,

@@ -1,6 +1,7 @@
 """Services (os-services), availability zones, pools and capabilities."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from cinderblock.db.engine import Database
 from cinderblock.db.repos import services as repo
 from cinderblock.model.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.model.records import BackendAddress, RequestContext
+from cinderblock.placement.pools import filter_pools
 from cinderblock.rpc.clients import SchedulerClient
 
 FROZEN_MESSAGE = "Modification operations are not allowed on frozen storage backends."
@@ -75,9 +77,12 @@ class ServiceRegistry:
             zones[self.settings.storage_availability_zone] = False
         return [{"zoneName": name, "zoneState": {"available": up}} for name, up in sorted(zones.items())]
 
-    def pools(self, context: RequestContext) -> list[dict[str, Any]]:
-        pools = self.scheduler.get_pools(context)
-        return sorted(pools, key=lambda pool: pool["name"])
+    def pools(self, context: RequestContext, name: str | None = None, type_specs: Mapping[str, str] | None = None,
+              capabilities: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """The pools the scheduler knows, by name, kept by the get_pools filters (placement/pools.py)."""
+        pools = sorted(self.scheduler.get_pools(context), key=lambda pool: pool["name"])
+        return filter_pools(pools, self.settings.scheduler, name=name, type_specs=type_specs,
+                            capabilities=capabilities)
 
     def capabilities(self, host: str) -> dict[str, Any]:
         with self.db.read() as session:

@@ -28,8 +28,8 @@ from cinderblock.model.specs import malformed_specs, spec_is_true
 from cinderblock.model.machine import KEEP, Operation, Transition
 from cinderblock.model.states import AttachStatus, SnapshotStatus, VolumeStatus
 from cinderblock.model.usage import extend_usage, volume_usage
-from cinderblock.scheduler import pools as pool_queries
-from cinderblock.scheduler.request import type_zones
+from cinderblock.placement import pools as pool_queries
+from cinderblock.placement.request import type_zones
 
 LOG = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from cinderblock.rpc.transport import ListenerError, RpcServer, Transport
 from cinderblock.scheduler.manager import SchedulerManager
 from cinderblock.volume import recovery
 from cinderblock.volume.workflows import failover
+from cinderblock.volume.loading import load_driver_class
 from cinderblock.volume.manager import VolumeManager
 from cinderblock.volume.workflows.common import retry_db
 
@@ -246,7 +247,7 @@ class VolumeService:
                  locks: LocalLocks | None = None) -> None:
         self.backend = backend
         self.db = db
-        driver = backend.driver_class(backend.name, backend.options, settings.state_path)
+        driver = load_driver_class(backend.volume_driver)(backend.name, backend.options, settings.state_path)
         self.manager = VolumeManager(backend, db, driver, SchedulerClient(transport), settings.stats_interval,
                                      locks)
         self.transport = transport

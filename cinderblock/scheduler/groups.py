@@ -17,9 +17,9 @@ from cinderblock.db.engine import Database
 from cinderblock.model.errors import ServiceUnavailable
 from cinderblock.model.records import RequestContext, RequestSpec
 from cinderblock.rpc.clients import VolumeClient
-from cinderblock.scheduler import extra_specs as grammar
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.filter_scheduler import choose
+from cinderblock.placement import extra_specs as grammar
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.filter_scheduler import choose
 
 LOG = logging.getLogger(__name__)
 

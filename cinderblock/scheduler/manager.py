@@ -13,13 +13,13 @@ from cinderblock.config.settings import SchedulerSettings
 from cinderblock.db import tables
 from cinderblock.db.transition import fail_unplaced_create
 from cinderblock.db.engine import Database
-from cinderblock.domain import messages
+from cinderblock.db.repos import messages
 from cinderblock.model import transitions
 from cinderblock.model.errors import ServiceUnavailable
 from cinderblock.model.records import RequestContext, RequestSpec
 from cinderblock.rpc.clients import VolumeClient
-from cinderblock.scheduler.backend_state import BackendStateStore
-from cinderblock.scheduler.filter_scheduler import FilterScheduler
+from cinderblock.placement.backend_state import BackendStateStore
+from cinderblock.placement.filter_scheduler import FilterScheduler
 
 LOG = logging.getLogger(__name__)
 Context = dict[str, Any]

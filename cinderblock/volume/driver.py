@@ -10,10 +10,12 @@ treats the same): the workflow then moves the resource to its failure state.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# Built by config (the resolved options of one backend); part of the contract every driver takes.
+from cinderblock.config.settings import DriverOptions as DriverOptions
 from cinderblock.model.specs import spec_is_true
 
 # Called with a whole percentage 0..100 during long copies.
@@ -137,22 +139,6 @@ class StorageListing:
     snapshots: frozenset[str] = frozenset()
     # ids of volumes that have an export (tgt target...); empty when exports hold no state
     exports: frozenset[str] = frozenset()
-
-
-class DriverOptions(Mapping[str, Any]):
-    """Resolved options of one backend (section → [backend_defaults] → default), read-only."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self._values = dict(values)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
 
 
 class VolumeDriver(abc.ABC):

@@ -12,6 +12,7 @@ from cinderblock import cli
 from cinderblock.api.auth import parse_noauth_token
 from cinderblock.api.policy import RULE_NAMES, Policy, defaults_yaml
 from cinderblock.config.settings import ConfigError, Settings, build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from tests.api.helpers import assert_fault, headers
 from tests.conftest import Cloud
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def settings_from(tmp_path: Path, text: str, **overrides: str) -> Settings:
     config = tmp_path / "c.conf"
     config.write_text(text)
-    return load_settings(build_config(config_files=[str(config)]), state_path=str(tmp_path / "s"), **overrides)
+    return load_settings(build_config(config_files=[str(config)]), driver_options, state_path=str(tmp_path / "s"),
+                         **overrides)
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0", "192.0.2.10", "::", "node1.example"])

@@ -34,6 +34,7 @@ from tempest.lib.services.volume.v3 import (
     versions_client, volumes_client)
 
 from cinderblock.config.settings import build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from cinderblock.runtime.embedded import start_embedded
 from cinderblock.runtime.wiring import build_core
 from tests.api.helpers import message
@@ -353,7 +354,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state = tmp_path_factory.mktemp("tempest-schemas")
     config = state / "cinder.conf"
     config.write_text("")
-    settings = load_settings(build_config(config_files=[str(config)]), state_path=str(state / "state"))
+    settings = load_settings(build_config(config_files=[str(config)]), driver_options, state_path=str(state / "state"))
     running = start_embedded(build_core(settings))
     try:
         with TestClient(running.app, base_url="http://cinderblock.test") as client:

@@ -18,6 +18,7 @@ import uvicorn
 
 from cinderblock.api.auth import authenticator, check_identity
 from cinderblock.config.settings import ConfigError, build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from cinderblock.devtools import keystone_server
 from tests.conftest import Cloud
 from tests.integration.keystone_support import (RealKeystone, User, assert_401, assert_503, call, keystone_config,
@@ -160,7 +161,8 @@ def test_interface_must_be_one_the_catalog_has(cloud_on: Callable[..., Cloud], k
         assert_503(call(default, "GET", "/v3/volumes", token), "interface = internal")
         config = tmp_path / "check.conf"
         config.write_text(keystone.config())
-        settings = load_settings(build_config(config_files=[str(config)]), state_path=str(tmp_path / "check"))
+        settings = load_settings(build_config(config_files=[str(config)]), driver_options,
+                                 state_path=str(tmp_path / "check"))
         problem = check_identity(settings)
         assert problem is not None and problem.startswith("[keystone_authtoken] interface = internal:")
         assert "(it has: admin, public)" in problem
@@ -182,7 +184,8 @@ def test_start_check_refused_service_user_is_an_error(tmp_path: Path, keystone: 
                                                      caplog: pytest.LogCaptureFixture) -> None:
     config = tmp_path / "check.conf"
     config.write_text(keystone_config(keystone.url, password="wrong"))
-    problem = check_identity(load_settings(build_config(config_files=[str(config)]), state_path=str(tmp_path / "s")))
+    problem = check_identity(load_settings(build_config(config_files=[str(config)]), driver_options,
+                                           state_path=str(tmp_path / "s")))
     assert problem is not None and "refused the service user" in problem and "password" in problem
     assert [r.levelname for r in caplog.records if r.name == "cinderblock.api.auth"] == ["ERROR"]
 
@@ -224,6 +227,6 @@ def test_clients_find_cinderblock_in_the_catalog(served: str, keystone: RealKeys
 def test_keystone_needs_a_service_user(tmp_path: Path) -> None:
     config = tmp_path / "c.conf"
     config.write_text("[DEFAULT]\nauth_strategy = keystone\n[keystone_authtoken]\nauth_url = http://127.0.0.1:1/v3\n")
-    settings = load_settings(build_config(config_files=[str(config)]), state_path=str(tmp_path / "s"))
+    settings = load_settings(build_config(config_files=[str(config)]), driver_options, state_path=str(tmp_path / "s"))
     with pytest.raises(ConfigError, match="auth_type"):
         authenticator(settings)

@@ -21,6 +21,7 @@ import pytest
 
 from cinderblock.api.auth import UNREACHABLE, check_identity
 from cinderblock.config.settings import Settings, build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from tests.conftest import Cloud
 from tests.integration.keystone_standin import KeystoneStandin
 from tests.integration.keystone_support import assert_503, call, keystone_config
@@ -72,7 +73,8 @@ def test_slow_keystone_answers_503(make_cloud: Callable[..., Cloud], keystone: K
 def settings_for(tmp_path: Path, config: str) -> Settings:
     path = tmp_path / "check.conf"
     path.write_text(config)
-    return load_settings(build_config(config_files=[str(path)]), state_path=str(tmp_path / "check-state"))
+    return load_settings(build_config(config_files=[str(path)]), driver_options,
+                         state_path=str(tmp_path / "check-state"))
 
 
 def test_start_check_warns_when_keystone_is_down(tmp_path: Path, keystone: KeystoneStandin,

@@ -7,7 +7,7 @@ import pytest
 from cinderblock.model.errors import InvalidInput
 from cinderblock.model.group_states import wants_consistent_snapshot
 from cinderblock.model.specs import check_boolean_specs, malformed_specs, parse_bool_spec, spec_is_true
-from cinderblock.scheduler.extra_specs import capability_requirements, matches, satisfies
+from cinderblock.placement.extra_specs import capability_requirements, matches, satisfies
 from cinderblock.volume.driver import VolumeRef
 
 SPELLINGS: dict[str, bool | None] = {

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from cinderblock.scheduler.extra_specs import capability_requirements, matches, satisfies
+from cinderblock.placement.extra_specs import capability_requirements, matches, satisfies
 
 
 @pytest.mark.parametrize("capability,requirement,expected", [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cinderblock.scheduler.backend_state import BackendStateStore, PoolState
+from cinderblock.placement.backend_state import BackendStateStore, PoolState
 from cinderblock.scheduler.groups import choose_group
 
 CONSISTENT = {"consistent_group_snapshot_enabled": "<is> True"}

@@ -1,5 +1,5 @@
-"""Placement (scheduler/filter_scheduler.py with filters/ and weighers/), the host manager's pool
-table (scheduler/backend_state.py) and the scheduler options."""
+"""Placement (placement/filter_scheduler.py with filters/ and weighers/), the host manager's pool
+table (placement/backend_state.py) and the scheduler options."""
 from __future__ import annotations
 
 import time
@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from cinderblock.config import options
 from cinderblock.config.settings import ConfigError, SchedulerSettings, build_config, load_settings
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import BackendStateStore, PoolState, pools_of_report
-from cinderblock.scheduler.filter_scheduler import FilterScheduler, choose
-from cinderblock.scheduler.pools import equal_after_convert, filter_pools
+from cinderblock.placement.backend_state import BackendStateStore, PoolState, pools_of_report
+from cinderblock.placement.filter_scheduler import FilterScheduler, choose
+from cinderblock.placement.pools import equal_after_convert, filter_pools
+from cinderblock.placement.registry import FILTERS, WEIGHERS
+from cinderblock.volume.loading import driver_options
 
 
 def pool(name: str = "p", host: str = "node@local", **caps: Any) -> PoolState:
@@ -264,7 +267,7 @@ def test_scheduler_options_use_cinder_names(tmp_path: Path) -> None:
                     "scheduler_default_weighers = CapacityWeigher,VolumeNumberWeigher\n"
                     "capacity_weight_multiplier = -2\nvolume_number_multiplier = -0.5\n"
                     "scheduler_max_attempts = 5\nbackend_stats_polling_interval = 20\nmessage_ttl = 60\n")
-    settings = load_settings(build_config(config_files=[str(conf)]), state_path=str(tmp_path))
+    settings = load_settings(build_config(config_files=[str(conf)]), driver_options, state_path=str(tmp_path))
     assert settings.scheduler == SchedulerSettings(
         filters=("CapacityFilter",), weighers=("CapacityWeigher", "VolumeNumberWeigher"),
         capacity_weight_multiplier=-2.0, volume_number_multiplier=-0.5, max_attempts=5, pool_max_age=60.0,
@@ -280,7 +283,7 @@ def test_bad_scheduler_options_stop_the_start(tmp_path: Path, line: str, option:
     conf = tmp_path / "c.conf"
     conf.write_text(f"[DEFAULT]\n{line}\n")
     with pytest.raises(ConfigError, match=option):
-        load_settings(build_config(config_files=[str(conf)]), state_path=str(tmp_path))
+        load_settings(build_config(config_files=[str(conf)]), driver_options, state_path=str(tmp_path))
 
 
 def test_the_reason_names_the_filter_that_removed_the_matching_pools() -> None:
@@ -294,3 +297,10 @@ def test_the_reason_names_the_filter_that_removed_the_matching_pools() -> None:
         "; CapacityFilter removed the ones it accepts: no backend has 5 GiB of capacity left for this volume")
     nowhere = choose([full, roomy], spec(1, extra_specs={"volume_backend_name": "none"}))
     assert nowhere.reason is not None and "removed the ones" not in nowhere.reason
+
+
+def test_the_names_config_accepts_are_the_registered_classes() -> None:
+    """config checks scheduler_default_filters/_weighers against its name tables (it imports no scheduler
+    code); the registry maps the same names to classes."""
+    assert sorted(options.SCHEDULER_FILTER_NAMES) == sorted(FILTERS)
+    assert sorted(options.SCHEDULER_WEIGHER_NAMES) == sorted(WEIGHERS)

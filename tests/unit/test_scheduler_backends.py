@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cinderblock.config.settings import ConfigError, build_config, load_settings
+from cinderblock.volume.loading import driver_options
 from cinderblock.volume.drivers.file.capabilities import parse_extra_capabilities
 from cinderblock.model.errors import DriverError
 from tests.conftest import Cloud
@@ -44,7 +45,7 @@ volume_driver = cinderblock.volume.drivers.fake.FakeDriver
 def settings_of(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
     conf = tmp_path / "c.conf"
     conf.write_text(text)
-    return load_settings(build_config(config_files=[str(conf)]), state_path=str(tmp_path))
+    return load_settings(build_config(config_files=[str(conf)]), driver_options, state_path=str(tmp_path))
 
 
 def test_each_option_comes_from_the_section_then_backend_defaults_then_its_default(tmp_path: Path) -> None:

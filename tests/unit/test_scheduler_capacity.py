@@ -1,4 +1,4 @@
-"""Capacity math (scheduler/capacity.py, the one formula of CapacityFilter and CapacityWeigher):
+"""Capacity math (placement/capacity.py, the one formula of CapacityFilter and CapacityWeigher):
 thin vs thick, over-subscription including `auto`, reserved share, unknown capacity, placements
 between reports, and the filter and the weigher agreeing on every pool."""
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler import capacity
-from cinderblock.scheduler.backend_state import BackendStateStore, PoolState
-from cinderblock.scheduler.capacity import FAILS, UNLIMITED
-from cinderblock.scheduler.filter_scheduler import FilterScheduler
-from cinderblock.scheduler.filters.capacity import CapacityFilter
-from cinderblock.scheduler.weighers.capacity import CapacityWeigher, virtual_free
+from cinderblock.placement import capacity
+from cinderblock.placement.backend_state import BackendStateStore, PoolState
+from cinderblock.placement.capacity import FAILS, UNLIMITED
+from cinderblock.placement.filter_scheduler import FilterScheduler
+from cinderblock.placement.filters.capacity import CapacityFilter
+from cinderblock.placement.weighers.capacity import CapacityWeigher, virtual_free
 
 THICK = {"thin_provisioning_support": False, "thick_provisioning_support": True}
 THIN = {"thin_provisioning_support": True, "thick_provisioning_support": False}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cinderblock.db import tables
-from cinderblock.domain import messages
+from cinderblock.db.repos import messages
 from tests.api.helpers import assert_fault, headers
 from tests.conftest import Cloud
 

@@ -13,7 +13,6 @@ from cinderblock.api.paging import truthy
 from cinderblock.api.views.common import timestamp
 from cinderblock.db import tables
 from cinderblock.model.errors import InvalidInput
-from cinderblock.scheduler import pools as pool_queries
 
 router = APIRouter(prefix="/v3", tags=["services"])
 # PUT /os-services/{action}: the policy rule of each action (enable, disable, set-log…: services:update).
@@ -103,14 +102,14 @@ def get_pools(request: Request, svc: Svc, context: Ctx, version: Ver) -> JSONRes
     svc.policy.authorize(context, "scheduler_extension:scheduler_stats:get_pools")
     params = dict(request.query_params)
     detail = truthy(params.pop("detail", None))
-    pools = svc.services.pools(context)
-    if version.at_least(POOL_FILTER):  # below, Cinder drops every filter
+    if not version.at_least(POOL_FILTER):  # below, Cinder drops every filter
+        pools = svc.services.pools(context)
+    else:
         params.pop("all_tenants", None)
         name, type_ref = params.pop("name", None), params.pop("volume_type", None)
         # 3.35: keep pools whose capabilities satisfy the type's extra specs (the scheduler's filters).
         specs = svc.types.get(context, type_ref).specs() if type_ref and version.at_least(POOL_TYPE_FILTER) else None
-        pools = pool_queries.filter_pools(pools, svc.settings.scheduler, name=name, type_specs=specs,
-                                          capabilities=params)
+        pools = svc.services.pools(context, name=name, type_specs=specs, capabilities=params)
     if not detail:
         pools = [{"name": p["name"]} for p in pools]
     return JSONResponse({"pools": pools})

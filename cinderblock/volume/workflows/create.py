@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from cinderblock.db import tables
 from cinderblock.db import transition as state
 from cinderblock.db.loading import load_volume
+from cinderblock.db.repos import messages
 from cinderblock.model import transitions
-from cinderblock.domain import messages
 from cinderblock.model.errors import DriverError, ServiceUnavailable
 from cinderblock.model.records import RequestSpec
 from cinderblock.volume.driver import ModelUpdate, VolumeDriver, VolumeRef

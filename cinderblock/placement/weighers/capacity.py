@@ -1,12 +1,12 @@
 """CapacityWeigher: rank by virtual free capacity, the number the CapacityFilter tests
-(scheduler/capacity.py). Multiplier `capacity_weight_multiplier`: 1.0 spreads, negative stacks."""
+(placement/capacity.py). Multiplier `capacity_weight_multiplier`: 1.0 spreads, negative stacks."""
 from __future__ import annotations
 
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.capacity import FAILS, UNLIMITED
-from cinderblock.scheduler.request import provisioning
-from cinderblock.scheduler.weighers.base import PoolWeigher
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.capacity import FAILS, UNLIMITED
+from cinderblock.placement.request import provisioning
+from cinderblock.placement.weighers.base import PoolWeigher
 
 
 def virtual_free(pools: list[PoolState], spec: RequestSpec) -> list[float]:

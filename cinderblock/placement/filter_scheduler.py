@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.filters.base import PoolFilter
-from cinderblock.scheduler.registry import FILTERS, MANDATORY_FILTERS, WEIGHERS
-from cinderblock.scheduler.weighers.base import PoolWeigher
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.filters.base import PoolFilter
+from cinderblock.placement.registry import FILTERS, MANDATORY_FILTERS, WEIGHERS
+from cinderblock.placement.weighers.base import PoolWeigher
 
 
 @dataclass(frozen=True)

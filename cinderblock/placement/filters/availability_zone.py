@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.filters.base import PoolFilter
-from cinderblock.scheduler.request import type_zones
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.filters.base import PoolFilter
+from cinderblock.placement.request import type_zones
 
 
 class AvailabilityZoneFilter(PoolFilter):

@@ -1,14 +1,14 @@
 """CapabilitiesFilter: every capability the volume type names (`key`, `capabilities:key`, nested
-`capabilities:a:b`; `volume_backend_name` too) satisfies its requirement (scheduler/extra_specs.py).
+`capabilities:a:b`; `volume_backend_name` too) satisfies its requirement (placement/extra_specs.py).
 Keys of other scopes (`provisioning:`, `RESKEY:`, `qos:`, vendor scopes) are not capabilities."""
 from __future__ import annotations
 
 from typing import Any
 
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler import extra_specs as grammar
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.filters.base import PoolFilter
+from cinderblock.placement import extra_specs as grammar
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.filters.base import PoolFilter
 
 
 def _keep(pools: list[PoolState], key: str, test: grammar.Predicate) -> list[PoolState]:

@@ -8,10 +8,10 @@ from typing import Any
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.model.records import BackendAddress, RequestSpec
 from cinderblock.model.specs import parse_bool_word
-from cinderblock.scheduler import capacity
-from cinderblock.scheduler.backend_state import PoolState, pools_of_report
-from cinderblock.scheduler.filter_scheduler import FilterScheduler
-from cinderblock.scheduler.request import provisioning
+from cinderblock.placement import capacity
+from cinderblock.placement.backend_state import PoolState, pools_of_report
+from cinderblock.placement.filter_scheduler import FilterScheduler
+from cinderblock.placement.request import provisioning
 
 
 

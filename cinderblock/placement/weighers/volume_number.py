@@ -3,8 +3,8 @@ Multiplier `volume_number_multiplier`, −1.0 by default: the pool with the fewe
 from __future__ import annotations
 
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.weighers.base import PoolWeigher
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.weighers.base import PoolWeigher
 
 
 class VolumeNumberWeigher(PoolWeigher):

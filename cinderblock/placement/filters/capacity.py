@@ -1,12 +1,12 @@
 """CapacityFilter: the pool has room for the volume (thin or thick math, over-subscription,
-reserved share: scheduler/capacity.py, the formula the CapacityWeigher ranks by)."""
+reserved share: placement/capacity.py, the formula the CapacityWeigher ranks by)."""
 from __future__ import annotations
 
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.capacity import FAILS
-from cinderblock.scheduler.filters.base import PoolFilter
-from cinderblock.scheduler.request import provisioning
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.capacity import FAILS
+from cinderblock.placement.filters.base import PoolFilter
+from cinderblock.placement.request import provisioning
 
 
 class CapacityFilter(PoolFilter):

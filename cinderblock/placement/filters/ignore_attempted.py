@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
-from cinderblock.scheduler.filters.base import PoolFilter
+from cinderblock.placement.backend_state import PoolState
+from cinderblock.placement.filters.base import PoolFilter
 
 
 class IgnoreAttemptedHostsFilter(PoolFilter):

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from cinderblock.config.settings import SchedulerSettings
 from cinderblock.model.records import RequestSpec
-from cinderblock.scheduler.backend_state import PoolState
+from cinderblock.placement.backend_state import PoolState
 
 
 class PoolFilter(abc.ABC):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cinderblock.model.specs import parse_bool_word
-from cinderblock.scheduler import capacity
-from cinderblock.scheduler.capacity import FAILS
+from cinderblock.placement import capacity
+from cinderblock.placement.capacity import FAILS
 
 # Not a capability of the pool itself: stays at backend level.
 _BACKEND_ONLY = ("pools",)
@@ -111,7 +111,7 @@ class PoolState:
         return capacity.effective_ratio(self.ratio_setting, self.thin_support, total, free, self.provisioned_gb)
 
     def virtual_free_gb(self, thin: bool) -> float:
-        """The shared formula with this pool's numbers (see scheduler/capacity.py)."""
+        """The shared formula with this pool's numbers (see placement/capacity.py)."""
         ratio = self.over_subscription_ratio()  # None (invalid) rules the pool out for any volume
         if ratio is not None and not thin:
             ratio = 1.0

@@ -1,0 +1,1 @@
+"""Pool weighers, one class per module, registered by name in placement/registry.py."""

@@ -1,1 +1,0 @@
-"""Pool weighers, one class per module, registered by name in scheduler/registry.py."""
