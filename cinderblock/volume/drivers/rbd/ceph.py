@@ -19,8 +19,27 @@ from cinderblock.model.errors import DriverError
 Info = Mapping[str, Any]
 
 
+class WriteOp(Protocol):
+    def __enter__(self) -> Self: ...
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> bool | None: ...
+
+
+class ReadOp(WriteOp, Protocol):
+    pass
+
+
 class IoCtx(Protocol):
     def close(self) -> None: ...
+    # omap of one object: what the driver records about images without taking their lock
+    def set_omap(self, write_op: WriteOp, keys: Sequence[str], values: Sequence[bytes]) -> None: ...
+    def remove_omap_keys(self, write_op: WriteOp, keys: Sequence[str]) -> None: ...
+    def operate_write_op(self, write_op: WriteOp, oid: str) -> None: ...
+    def get_omap_vals(self, read_op: ReadOp, start_after: str, filter_prefix: str,
+                      max_return: int) -> tuple[Iterable[tuple[str, bytes]], int]: ...
+    def get_omap_vals_by_keys(self, read_op: ReadOp,
+                              keys: Sequence[str]) -> tuple[Iterable[tuple[str, bytes]], int]: ...
+    def operate_read_op(self, read_op: ReadOp, oid: str) -> None: ...
 
 
 class RadosClient(Protocol):
@@ -37,6 +56,8 @@ class RadosModule(Protocol):
     Error: type[Exception]
     ObjectNotFound: type[Exception]
 
+    def WriteOpCtx(self) -> WriteOp: ...
+    def ReadOpCtx(self) -> ReadOp: ...
     def Rados(self, clustername: str = ..., conffile: str = ..., rados_id: str = ...) -> RadosClient: ...
 
 
@@ -47,6 +68,7 @@ class Image(Protocol):
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> bool | None: ...
     def close(self) -> None: ...
+    def get_name(self) -> str: ...
     def size(self) -> int: ...
     def resize(self, size: int) -> None: ...
     def features(self) -> int: ...
@@ -140,6 +162,7 @@ class RbdModule(Protocol):
     RBD_SNAP_NAMESPACE_TYPE_MIRROR: int
     RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED: int
     RBD_LOCK_MODE_EXCLUSIVE: int
+    RBD_GROUP_SNAP_STATE_COMPLETE: int
 
     def RBD(self) -> Pool: ...
     def Image(self, ioctx: IoCtx, name: str, snapshot: str | None = ..., read_only: bool = ...) -> Image: ...
@@ -149,7 +172,7 @@ class RbdModule(Protocol):
 def rados() -> RadosModule:
     """The rados module, or DriverError saying how to get it."""
     try:
-        import rados as module  # type: ignore[import-not-found]
+        import rados as module  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         raise _missing(exc) from exc
     bound: RadosModule = module
@@ -159,7 +182,7 @@ def rados() -> RadosModule:
 def rbd() -> RbdModule:
     """The rbd module, or DriverError saying how to get it."""
     try:
-        import rbd as module  # type: ignore[import-not-found]
+        import rbd as module  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         raise _missing(exc) from exc
     bound: RbdModule = module
