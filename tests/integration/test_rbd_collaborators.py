@@ -175,16 +175,17 @@ def test_group_snapshots_alone(storage: VolumeStorage) -> None:
     for update, v in zip(result.updates, members, strict=True):
         assert (update.provider_location or "").startswith(f"rbd://{POOL}/{v.name}@cbgroup-{group_id}/cbgsnap-")
     images = storage.images
-    with images.open(members[0].name) as handle:
-        member = groups.member(handle, snaps[0].id)
-        assert member is not None and member.group == f"cbgroup-{group_id}"
-        assert groups.member_ids(handle) == [snaps[0].id]
-        assert groups.delete_member(handle, members[0].name, snaps[0].id)
-        assert not groups.delete_member(handle, members[0].name, "not-a-member")
+    member = groups.member(snaps[0].id)
+    assert member is not None and member.group == f"cbgroup-{group_id}" and member.image == members[0].name
+    assert groups.member_ids({members[0].name}) == {snaps[0].id}
+    with images.open(members[0].name, read_only=True) as handle:  # recorded beside the image, not in it
+        assert [k for k, _ in handle.metadata_list()] == []
+    assert groups.delete_member(snaps[0].id)
+    assert not groups.delete_member("not-a-member")
     with images.open(members[0].name) as handle:  # the other member still holds the group snapshot
-        assert groups.member_snap(handle, member) is not None and groups.member_ids(handle) == []
-    with images.open(members[1].name) as handle:
-        assert groups.delete_member(handle, members[1].name, snaps[1].id)  # the last one: it goes
+        assert groups.member_snap(handle, member) is not None
+    assert groups.member_ids({members[0].name}) == set()
+    assert groups.delete_member(snaps[1].id)  # the last one: it goes
     for v in members:
         with images.open(v.name) as handle:
             assert groups.member_snap(handle, member) is None

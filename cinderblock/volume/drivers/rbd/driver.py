@@ -79,7 +79,7 @@ class RBDDriver(VolumeDriver, SupportsReplication, SupportsConsistentGroupSnapsh
             secret_uuid=options.get("rbd_secret_uuid") or None,
             pool=pool,
         ))
-        self.images = Images(self.sites)
+        self.images = Images(self.sites, float(options.get("rbd_maintenance_timeout") or 120))
         self.groups = GroupSnapshots(self.images)
         self.storage = VolumeStorage(self.images, self.groups, _storage_settings(options))
         timeout = int(options.get("replication_connect_timeout", 5))

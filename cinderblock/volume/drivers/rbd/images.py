@@ -3,11 +3,12 @@ every collaborator shares (a snapshot's clones are flattened before it goes)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from cinderblock.model.errors import DriverError
 from cinderblock.volume.drivers.rbd import ceph
+from cinderblock.volume.drivers.rbd.bounded import DEFAULT_TIMEOUT, bounded
 from cinderblock.volume.drivers.rbd.ceph import ceph_errors
 from cinderblock.volume.drivers.rbd.connection import ClusterConfig
 from cinderblock.volume.drivers.rbd.sites import Sites
@@ -18,11 +19,13 @@ VOLUME_PREFIX = "volume-"
 
 
 class Images:
-    """Opens images of the volumes' pool on the cluster serving now (or on a given one)."""
+    """Opens images of the volumes' pool on the cluster serving now (or on a given one), and runs the
+    maintenance calls that need an image's exclusive lock with a deadline (bounded.py)."""
 
-    def __init__(self, sites: Sites) -> None:
+    def __init__(self, sites: Sites, maintenance_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.sites = sites
         self.pool_name = sites.pool_name
+        self.maintenance_timeout = maintenance_timeout
 
     def ioctx(self, config: ClusterConfig | None = None) -> ceph.IoCtx:
         return self.sites.ioctx(config)
@@ -41,6 +44,25 @@ class Images:
                 yield handle
         finally:
             handle.close()
+
+    def maintain(self, action: str, name: str, operation: Callable[[ceph.Image], object],
+                 done: Callable[[ceph.Image], bool] | None = None) -> None:
+        """operation on its own handle of image name, within the deadline; done(read-only handle) says
+        whether the operation's effect shows (the lock owner ran it but its notice was lost)."""
+
+        def call() -> None:
+            with self.open(name) as handle:
+                operation(handle)
+
+        def probe() -> bool:
+            assert done is not None
+            with self.open(name, read_only=True) as handle:
+                return done(handle)
+
+        self.bounded(f"{action} of {self.pool_name}/{name}", call, probe if done is not None else None)
+
+    def bounded(self, action: str, call: Callable[[], object], done: Callable[[], bool] | None = None) -> None:
+        bounded(action, call, self.maintenance_timeout, done)
 
     def exists(self, name: str, config: ClusterConfig | None = None) -> bool:
         rbd = ceph.rbd()
@@ -70,9 +92,19 @@ class Images:
                     child_image.flatten()
         finally:
             handle.set_snap(None)
-        if handle.is_protected_snap(snap_name):
-            handle.unprotect_snap(snap_name)
-        handle.remove_snap(snap_name)
+        self.remove_snapshot(handle, snap_name)
+
+    def remove_snapshot(self, handle: ceph.Image, snap_name: str) -> None:
+        """Unprotect and remove a user snapshot of the open image, within the deadline."""
+        image = handle.get_name()
+
+        def remove(own: ceph.Image) -> None:
+            if own.is_protected_snap(snap_name):
+                own.unprotect_snap(snap_name)
+            own.remove_snap(snap_name)
+
+        self.maintain(f"removing snapshot {snap_name}", image, remove,
+                      done=lambda h: all(s["name"] != snap_name for s in h.list_snaps()))
 
     def drop_unused_snapshot(self, image_name: str, snap_name: str) -> None:
         """Remove a hidden snapshot (one a clone-from-volume made) once no clone uses it."""
@@ -83,9 +115,7 @@ class Images:
                 children = [c for c in parent.list_children2() if not c.get("trash")]
                 parent.set_snap(None)
                 if not children:
-                    if parent.is_protected_snap(snap_name):
-                        parent.unprotect_snap(snap_name)
-                    parent.remove_snap(snap_name)
+                    self.remove_snapshot(parent, snap_name)
         except (rbd.ImageNotFound, rbd.ImageBusy) as exc:
             LOG.info("leaving %s@%s: %s", image_name, snap_name, exc)
         except rbd.Error as exc:

@@ -14,6 +14,10 @@ rbd_opts = (
                help="Clones deeper than this are flattened; 0: clones are always full copies."),
     cfg.BoolOpt("rbd_flatten_volume_from_snapshot", default=False,
                 help="Flatten volumes created from snapshots (no dependency on the snapshot)."),
+    cfg.IntOpt("rbd_maintenance_timeout", default=120, min=1,
+               help="Seconds a call that needs an image's exclusive lock (snapshot, group snapshot, resize, "
+                    "revert, mirroring changes) may wait for the client holding it, e.g. a guest writing "
+                    "to the volume, before it fails."),
     cfg.IntOpt("rbd_store_chunk_size", default=4, min=1, help="Object size of new images, in MiB (power of two)."),
     cfg.IntOpt("replication_connect_timeout", default=5,
                help="Seconds to wait for a cluster during failover demotions/promotions; <0: librados' default."),

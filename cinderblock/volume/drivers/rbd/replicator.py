@@ -128,7 +128,8 @@ class Replicator:
         """Mirror the volume's image (also for a retype into a replicated type)."""
         rbd = ceph.rbd()
         mode = self.mode(volume)
-        with self.images.open(volume.name) as handle:
+
+        def enable(handle: ceph.Image) -> None:  # feature changes need the lock: a writer may hold it
             info = handle.mirror_image_get_info()
             if info.get("state") != rbd.RBD_MIRROR_IMAGE_ENABLED:
                 if mode == "journal":
@@ -140,6 +141,8 @@ class Replicator:
                     handle.mirror_image_enable(rbd.RBD_MIRROR_IMAGE_MODE_JOURNAL)
                 else:
                     handle.mirror_image_enable(rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT)
+
+        self.images.maintain("enabling mirroring", volume.name, enable)
         interval = volume.extra_specs.get("replication:interval")
         if mode == "snapshot" and interval and str(interval).isdigit():
             self._schedule(self.sites.active_config, f"{self.sites.pool_name}/{volume.name}", int(interval))
@@ -149,11 +152,14 @@ class Replicator:
         """Stop mirroring the volume's image (retype out of a replicated type); the copies on the
         targets are removed by rbd-mirror."""
         rbd = ceph.rbd()
-        with self.images.open(volume.name) as handle:
+
+        def disable(handle: ceph.Image) -> None:
             if handle.mirror_image_get_info().get("state") == rbd.RBD_MIRROR_IMAGE_ENABLED:
                 handle.mirror_image_disable(False)
             if handle.features() & rbd.RBD_FEATURE_JOURNALING:
                 handle.update_features(rbd.RBD_FEATURE_JOURNALING, False)
+
+        self.images.maintain("disabling mirroring", volume.name, disable)
         return "disabled", None
 
     def update(self, volume: VolumeRef) -> ModelUpdate:
@@ -164,9 +170,11 @@ class Replicator:
     def sync_now(self, volume: VolumeRef) -> None:
         """Take a mirror snapshot now (snapshot mode; journal mode replicates every write anyway)."""
         rbd = ceph.rbd()
-        with self.images.open(volume.name) as handle:
-            if handle.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT:
-                handle.mirror_image_create_snapshot()
+        with self.images.open(volume.name, read_only=True) as handle:
+            snapshot_mode = handle.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT
+        if snapshot_mode:
+            self.images.maintain("taking a mirror snapshot", volume.name,
+                                 lambda own: own.mirror_image_create_snapshot())
 
     # -- lag --------------------------------------------------------------------------------------
 

@@ -75,10 +75,10 @@ class VolumeStorage:
         return self.images.exists(volume.name)
 
     def extend(self, volume: VolumeRef, new_size_gb: int) -> None:
-        with self.images.open(volume.name) as handle:
+        with self.images.open(volume.name, read_only=True) as handle:
             if handle.size() > new_size_gb * GiB:
                 raise DriverError(f"cannot shrink {volume.name} to {new_size_gb} GiB")
-            handle.resize(new_size_gb * GiB)
+        self._resize(volume.name, new_size_gb * GiB)
         LOG.info("extended %s to %d GiB", volume.name, new_size_gb)
 
     def delete(self, volume: VolumeRef) -> None:
@@ -126,6 +126,7 @@ class VolumeStorage:
         rbd = ceph.rbd()
         volumes: dict[str, int] = {}
         snapshots: set[str] = set()
+        names: set[str] = set()
         with ceph_errors("listing the pool"):
             ioctx = self.images.ioctx()
             for name in self.images.volume_names():
@@ -134,21 +135,20 @@ class VolumeStorage:
                         volumes[name[len(VOLUME_PREFIX):]] = handle.size()
                         snapshots.update(str(s["name"])[len(SNAPSHOT_PREFIX):] for s in user_snaps(handle)
                                          if str(s["name"]).startswith(SNAPSHOT_PREFIX))
-                        snapshots.update(self.groups.member_ids(handle))
+                        names.add(name)
                 except rbd.ImageNotFound:  # deleted while we scan
                     continue
+            snapshots.update(self.groups.member_ids(names))
         return StorageListing(volumes=volumes, snapshots=frozenset(snapshots), exports=frozenset())
 
     # -- snapshots --------------------------------------------------------------------------------
 
     def create_snapshot(self, snapshot: SnapshotRef) -> str:
         """Take the snapshot; its provider location."""
-        rbd = ceph.rbd()
-        with self.images.open(snapshot.volume.name) as handle:
-            try:
-                handle.create_snap(snapshot.name)
-            except rbd.ImageExists:
-                raise DriverError(f"snapshot {snapshot.name} of {snapshot.volume.name} already exists") from None
+        with self.images.open(snapshot.volume.name, read_only=True) as handle:
+            if any(s["name"] == snapshot.name for s in handle.list_snaps()):
+                raise DriverError(f"snapshot {snapshot.name} of {snapshot.volume.name} already exists")
+        self._create_snap(snapshot.volume.name, snapshot.name)
         return f"rbd://{self.pool_name}/{snapshot.volume.name}@{snapshot.name}"
 
     def delete_snapshot(self, snapshot: SnapshotRef) -> None:
@@ -156,19 +156,21 @@ class VolumeStorage:
             image_name = self._snapshot_image(snapshot)
             if image_name is None:
                 return
-            with self.images.open(image_name) as handle:
-                if not self.groups.delete_member(handle, image_name, snapshot.id):
+            if not self.groups.delete_member(snapshot.id):
+                with self.images.open(image_name) as handle:
                     self.images.drop_snapshot(handle, snapshot.name)
         LOG.info("deleted snapshot %s of %s", snapshot.name, image_name)
 
     def _has_snapshot(self, handle: ceph.Image, snapshot: SnapshotRef) -> bool:
-        return (any(s["name"] == snapshot.name for s in user_snaps(handle))
-                or self.groups.member(handle, snapshot.id) is not None)
+        return any(s["name"] == snapshot.name for s in user_snaps(handle))
 
     def _snapshot_image(self, snapshot: SnapshotRef) -> str | None:
         """The image holding the snapshot: its volume's, or found by scanning (refs with only an id)."""
         rbd = ceph.rbd()
         ioctx = self.images.ioctx()
+        member = self.groups.member(snapshot.id)
+        if member is not None:
+            return member.image if self.images.exists(member.image) else None
         candidates = [snapshot.volume.name] if snapshot.volume.id else []
         if snapshot.provider_location and "@" in snapshot.provider_location:
             candidates.insert(0, snapshot.provider_location.rsplit("/", 1)[-1].split("@", 1)[0])
@@ -188,13 +190,16 @@ class VolumeStorage:
         return None
 
     def revert(self, volume: VolumeRef, snapshot: SnapshotRef) -> None:
-        with self.images.open(volume.name) as handle:
-            if self.groups.member(handle, snapshot.id):
-                raise DriverError(f"{snapshot.name} is part of a group snapshot: create a volume from it instead")
+        if self.groups.member(snapshot.id):
+            raise DriverError(f"{snapshot.name} is part of a group snapshot: create a volume from it instead")
+        with self.images.open(volume.name, read_only=True) as handle:
             size = handle.size()
-            handle.rollback_to_snap(snapshot.name)
-            if handle.size() < size:  # rollback restores the snapshot's size; keep the volume's
-                handle.resize(size)
+        self.images.maintain(f"reverting to {snapshot.name}", volume.name,
+                             lambda own: own.rollback_to_snap(snapshot.name))
+        with self.images.open(volume.name, read_only=True) as handle:
+            shrunk = handle.size() < size
+        if shrunk:  # rollback restores the snapshot's size; keep the volume's
+            self._resize(volume.name, size)
         LOG.info("reverted %s to %s", volume.name, snapshot.name)
 
     # -- copies -----------------------------------------------------------------------------------
@@ -208,7 +213,7 @@ class VolumeStorage:
             if parent_name is None:
                 raise DriverError(f"snapshot {snapshot.name} does not exist")
             with rbd.Image(self.images.ioctx(), parent_name, read_only=True) as parent:
-                member = self.groups.member(parent, snapshot.id)
+                member = self.groups.member(snapshot.id)
                 entry = self.groups.member_snap(parent, member) if member else None
                 if member and entry is None:
                     raise DriverError(f"group snapshot {member.ref} of {parent_name} is gone")
@@ -226,7 +231,6 @@ class VolumeStorage:
             else:
                 self._clone(volume, parent_name, snapshot.name, layout,
                             flatten=self.settings.flatten_from_snapshot)
-        self._forget_copied(volume)
 
     def create_clone(self, volume: VolumeRef, source: VolumeRef, layout: ImageLayout) -> None:
         """source's current bytes as a new volume: a clone of a hidden snapshot, or a full copy when
@@ -234,7 +238,7 @@ class VolumeStorage:
         self.check_pool(volume)
         clone_snap = volume.name + CLONE_SNAP_SUFFIX
         with ceph_errors(f"cloning {source.name} to {volume.name}"):
-            with self.images.open(source.name) as src:
+            with self.images.open(source.name, read_only=True) as src:
                 if volume.size_gb * GiB < src.size():
                     raise DriverError(f"volume {volume.id} ({volume.size_gb} GiB) is smaller than its source")
                 if self.images.exists(volume.name):
@@ -243,8 +247,8 @@ class VolumeStorage:
                     src.copy(self.images.ioctx(), volume.name, features=self._features(layout),
                              order=self.settings.order)
                     clone_snap = ""
-                else:
-                    src.create_snap(clone_snap)
+            if self.settings.max_clone_depth > 0:
+                self._create_snap(source.name, clone_snap)
             if clone_snap:
                 try:
                     self._clone(volume, source.name, clone_snap, layout, flatten=False)
@@ -257,7 +261,16 @@ class VolumeStorage:
                     self.images.drop_unused_snapshot(source.name, clone_snap)
             else:
                 self._grow_copy(volume)
-        self._forget_copied(volume)
+
+    # -- what needs the image's exclusive lock (its owner may be a guest writing to it) -------------
+
+    def _create_snap(self, image_name: str, snap_name: str) -> None:
+        self.images.maintain(f"snapshot {snap_name}", image_name, lambda own: own.create_snap(snap_name),
+                             done=lambda own: any(s["name"] == snap_name for s in own.list_snaps()))
+
+    def _resize(self, image_name: str, size: int) -> None:
+        self.images.maintain(f"resizing to {size} bytes", image_name, lambda own: own.resize(size),
+                             done=lambda own: own.size() == size)
 
     def _snapshot_size(self, handle: ceph.Image, snap_name: str) -> int:
         for snap in user_snaps(handle):
@@ -276,9 +289,11 @@ class VolumeStorage:
         when the layout wants it standalone or when the chain is deeper than rbd_max_clone_depth."""
         rbd = ceph.rbd()
         ioctx = self.images.ioctx()
-        with rbd.Image(ioctx, parent_name) as parent:
-            if not parent.is_protected_snap(snap_name):
-                parent.protect_snap(snap_name)
+        with rbd.Image(ioctx, parent_name, read_only=True) as parent:
+            protected = parent.is_protected_snap(snap_name)
+        if not protected:
+            self.images.maintain(f"protecting {snap_name}", parent_name, lambda own: own.protect_snap(snap_name),
+                                 done=lambda own: own.is_protected_snap(snap_name))
         rbd.RBD().clone(ioctx, parent_name, snap_name, ioctx, volume.name, features=self._features(layout),
                         order=self.settings.order)
         try:
@@ -287,15 +302,6 @@ class VolumeStorage:
                     child.resize(volume.size_gb * GiB)
                 if flatten or layout.standalone or self.images.depth(child) > self.settings.max_clone_depth:
                     child.flatten()
-        except BaseException:
-            self.remove_quietly(volume.name)
-            raise
-
-    def _forget_copied(self, volume: VolumeRef) -> None:
-        """A copy or clone carries its source's metadata: not the source's group snapshot keys."""
-        try:
-            with self.images.open(volume.name) as handle:
-                self.groups.forget_copied(handle)
         except BaseException:
             self.remove_quietly(volume.name)
             raise
