@@ -363,10 +363,16 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
     def _replication_capabilities(self) -> dict[str, Any]:
         if not self._targets:
             return {"replication_enabled": False}
+        # The lag summary every replicating driver reports: the oldest copy's age; the fake never
+        # has bytes in flight (a cycle copies whole blobs at once).
+        now = time.time()
+        ages = [now - state.last_complete_at for states in self.replication_states().values()
+                for state in states if state.last_complete_at is not None]
         return {"replication_enabled": True, "replication_type": "async",
                 "replication_targets": [t.backend_id for t in self._targets],
                 "replication_count": len(self._targets), "group_replication_enabled": True,
-                "consistent_group_replication_enabled": True}
+                "consistent_group_replication_enabled": True,
+                "replication_lag_max_seconds": round(max(ages, default=0.0), 3), "replication_bytes_pending": 0}
 
     def _replicate_new(self, volume: VolumeRef, update: ModelUpdate) -> ModelUpdate:
         if not (volume.replicated and self._targets):
