@@ -24,6 +24,7 @@ from cinderblock.volume.driver import (
 )
 from cinderblock.volume.drivers.fake import FakeDriver
 from cinderblock.volume.drivers.file.driver import FileDriver
+from tests.contract.replicas import Replicas, make_replicas
 
 GiB = 1024**3
 R = TypeVar("R", VolumeRef, SnapshotRef)
@@ -209,3 +210,15 @@ def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
     yield h
     if request.param == "rbd":
         _rbd_cleanup(h)
+
+
+# -- replication: one driver with one replication target (replicas.py) ---------------------------
+
+REPLICATING = ("fake", "file", "rbd")
+
+
+@pytest.fixture(params=REPLICATING)
+def replicas(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Replicas]:
+    harness = make_replicas(request.param, tmp_path, request)
+    yield harness
+    harness.close()
