@@ -102,7 +102,7 @@ class Replicas:
 
     def sync(self, volumes: Sequence[VolumeRef], site: str = TARGET) -> None:
         """One replication cycle of volumes, then (asynchronous drivers) until site's copies are complete."""
-        self._cycle(volumes)
+        self.cycle(volumes)
         if self.sync_timeout:
             wait_for(f"the copies on {site}", lambda: all(self.holds_every_write(site, v) for v in volumes),
                      self.sync_timeout)
@@ -123,7 +123,7 @@ class Replicas:
     def _write(self, volume: VolumeRef, offset: int, data: bytes) -> None:
         raise NotImplementedError
 
-    def _cycle(self, volumes: Sequence[VolumeRef]) -> None:
+    def cycle(self, volumes: Sequence[VolumeRef]) -> None:
         raise NotImplementedError
 
 
@@ -150,7 +150,7 @@ class FakeReplicas(Replicas):
             return self.fake.read(volume.id, offset, length)
         return store.replicas[site][volume.id].read(offset, length)
 
-    def _cycle(self, volumes: Sequence[VolumeRef]) -> None:
+    def cycle(self, volumes: Sequence[VolumeRef]) -> None:
         self.fake.sync_replicas()
 
     @contextlib.contextmanager
@@ -207,7 +207,7 @@ class FileReplicas(Replicas):
             f.seek(offset)
             return f.read(length)
 
-    def _cycle(self, volumes: Sequence[VolumeRef]) -> None:
+    def cycle(self, volumes: Sequence[VolumeRef]) -> None:
         self.file.replicate_now([v.id for v in volumes])
 
     @contextlib.contextmanager
@@ -271,7 +271,7 @@ class RBDReplicas(Replicas):
         with self._image(site, volume, read_only=True) as image:
             return bytes(image.read(offset, length))
 
-    def _cycle(self, volumes: Sequence[VolumeRef]) -> None:
+    def cycle(self, volumes: Sequence[VolumeRef]) -> None:
         for volume in volumes:
             self.rbd_driver.sync_now(volume)
 
