@@ -174,8 +174,8 @@ def _rbd_read_snapshot(h: Harness, snapshot: SnapshotRef, offset: int, length: i
 
 
 def _rbd_driver(tmp_path: Any, request: pytest.FixtureRequest) -> Harness:
-    from tests.ceph_support import ceph_pair
     from cinderblock.volume.drivers.rbd.driver import RBDDriver
+    from tests.ceph_support import ceph_pair
 
     pair = ceph_pair(request)
     if CONTRACT_POOL not in pair.a.ceph("osd", "pool", "ls"):
@@ -188,7 +188,7 @@ def _rbd_driver(tmp_path: Any, request: pytest.FixtureRequest) -> Harness:
 
 def _rbd_cleanup(h: Harness) -> None:
     """Remove what the test left in the contract pool, so the next test starts from an empty pool."""
-    import rbd  # type: ignore[import-not-found]
+    import rbd  # type: ignore[import-not-found,unused-ignore]
 
     driver: Any = h.driver
     for name in rbd.RBD().list(driver.ioctx()):

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -58,7 +58,7 @@ class Replicas:
     kind = ""
     pool = ""
     # Extra specs of the replicated volume type besides replication_enabled.
-    specs: dict[str, str] = {}
+    specs: ClassVar[dict[str, str]] = {}
     # Seconds a replication cycle may take to reach the target (asynchronous copies: RBD).
     sync_timeout = 0.0
 
@@ -232,11 +232,14 @@ class RBDReplicas(Replicas):
     kind = "rbd"
     pool = "rbd"  # the pool ceph_cluster peers for rbd-mirror
     # Snapshot mode: sync_now (a mirror snapshot) is the driver's one-cycle hook.
-    specs = {"replication:mode": "snapshot"}
+    specs: ClassVar[dict[str, str]] = {"replication:mode": "snapshot"}
     sync_timeout = 90.0
 
     def __init__(self, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-        from cinderblock.volume.drivers.rbd.connection import ClusterClient, ClusterConfig
+        from cinderblock.volume.drivers.rbd.connection import (
+            ClusterClient,
+            ClusterConfig,
+        )
         from cinderblock.volume.drivers.rbd.driver import RBDDriver
         from tests.ceph_support import ceph_pair
 

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cinderblock.model.errors import DriverError, InvalidReplicationTarget
-from cinderblock.volume.driver import PRIMARY_BACKEND_ID, FailoverResult, SupportsGroupReplication, VolumeRef
+from cinderblock.volume.driver import (
+    PRIMARY_BACKEND_ID,
+    FailoverResult,
+    SupportsGroupReplication,
+    VolumeRef,
+)
 from cinderblock.volume.drivers.fake import FakeDriver
 from cinderblock.volume.drivers.file.driver import FileDriver
 from cinderblock.volume.drivers.rbd.driver import RBDDriver
@@ -141,9 +146,8 @@ def test_group_failover_to_an_unreachable_target_changes_nothing_and_can_be_retr
     replicas.sync(members)
     for member in members:
         replicas.write(member, AT_B, B)
-    with replicas.target_unreachable():
-        with pytest.raises(DriverError):
-            groups(replicas).failover_group(group_id, members, TARGET)
+    with replicas.target_unreachable(), pytest.raises(DriverError):
+        groups(replicas).failover_group(group_id, members, TARGET)
     for member in members:
         serves(replicas, member, (AT_A, A), (AT_B, B))
     members = moved(replicas, members, groups(replicas).failover_group(group_id, members, TARGET))

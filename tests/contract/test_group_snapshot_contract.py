@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cinderblock.model.errors import DriverError
-from cinderblock.volume.driver import SnapshotRef, SupportsConsistentGroupSnapshot, VolumeRef
+from cinderblock.volume.driver import (
+    SnapshotRef,
+    SupportsConsistentGroupSnapshot,
+    VolumeRef,
+)
 from cinderblock.volume.drivers.fake import FakeDriver
 from cinderblock.volume.drivers.file.driver import FileDriver
 from tests.contract.writers import SequenceWriter, decode, encode, one_instant

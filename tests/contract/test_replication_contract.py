@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cinderblock.model.errors import DriverError
-from cinderblock.volume.driver import PRIMARY_BACKEND_ID, FailoverResult, ReplicaState, VolumeRef
+from cinderblock.volume.driver import (
+    PRIMARY_BACKEND_ID,
+    FailoverResult,
+    ReplicaState,
+    VolumeRef,
+)
 
 if TYPE_CHECKING:
     from tests.contract.replicas import Replicas

@@ -6,9 +6,11 @@ rest. Anything else (a later member ahead of an earlier one, or two numbers apar
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Self
 
 SEQ_BYTES = 8
 
@@ -23,7 +25,7 @@ def decode(data: bytes) -> int:
 
 def one_instant(values: Sequence[int]) -> bool:
     """The members' numbers, in write order, are a prefix of the writer's sequence."""
-    return (all(a >= b for a, b in zip(values, values[1:])) and values[0] - values[-1] <= 1
+    return (all(a >= b for a, b in itertools.pairwise(values)) and values[0] - values[-1] <= 1
             and values[-1] >= 0)
 
 
@@ -38,7 +40,7 @@ class SequenceWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sequence-writer", daemon=True)
 
-    def __enter__(self) -> SequenceWriter:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
