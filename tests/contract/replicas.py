@@ -45,10 +45,17 @@ def apply(ref: VolumeRef, update: ModelUpdate) -> VolumeRef:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+    """Until check() is true; an error counts as not yet (a copy rbd-mirror has not created yet)."""
     deadline = time.monotonic() + timeout
-    while not check():
+    last: object = None
+    while True:
+        try:
+            if check():
+                return
+        except Exception as error:  # noqa: BLE001 -- not there yet
+            last = error
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r})")
         time.sleep(0.25)
 
 
