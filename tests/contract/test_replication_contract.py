@@ -167,8 +167,10 @@ def test_lag_is_reported_and_nil_after_a_cycle(replicas: Replicas) -> None:
     volume, _ = replicas.create()
     replicas.write(volume, AT_A, A)
     replicas.sync([volume])
-    first = state_on(replicas, volume, TARGET)
-    assert first.last_complete_at is not None
+    deadline = time.monotonic() + (replicas.sync_timeout or 0.0)
+    while state_on(replicas, volume, TARGET).last_complete_at is None:  # rbd-mirror reports late
+        assert time.monotonic() < deadline, f"no complete copy reported: {state_on(replicas, volume, TARGET)}"
+        time.sleep(0.5)
     time.sleep(1.1)  # RBD mirror-snapshot times have a one-second resolution
     written_at = time.time()
     replicas.write(volume, AT_B, B)
