@@ -43,7 +43,7 @@ def running_service(config: str = "", state_dir: str | None = None) -> Iterator[
                     break
                 except httpx.HTTPError:
                     if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError(open(os.path.join(tmp, "service.log")).read())
+                        raise RuntimeError(open(os.path.join(tmp, "service.log")).read()) from None
                     time.sleep(0.1)
             yield url
         finally:

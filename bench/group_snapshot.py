@@ -56,7 +56,8 @@ def server_seconds(client: httpx.Client, gsnap_id: str) -> float:
     """created_at → taken_at is not exposed; use the member snapshots' latest updated_at instead."""
     snaps = [s for s in client.get("/snapshots/detail?all_tenants=1").json()["snapshots"]
              if s["group_snapshot_id"] == gsnap_id]
-    created = dt.datetime.fromisoformat(client.get(f"/group_snapshots/{gsnap_id}").json()["group_snapshot"]["created_at"])
+    shown = client.get(f"/group_snapshots/{gsnap_id}").json()["group_snapshot"]
+    created = dt.datetime.fromisoformat(shown["created_at"])
     last = max(dt.datetime.fromisoformat(s["updated_at"]) for s in snaps)
     return (last - created).total_seconds()
 
@@ -90,7 +91,8 @@ def bench(client: httpx.Client, members: int, rounds: int) -> None:
     connector = {"os-initialize_connection": {"connector": {"host": "bench"}}}
     for volume_id in ids:  # some data in every member, so the clones have extents to share
         wait(client, f"/volumes/{volume_id}", "volume", "available")
-        path = client.post(f"/volumes/{volume_id}/action", json=connector).json()["connection_info"]["data"]["device_path"]
+        answer = client.post(f"/volumes/{volume_id}/action", json=connector).json()
+        path = answer["connection_info"]["data"]["device_path"]
         with open(path, "r+b") as handle:
             for offset in range(0, 64 * 1024**2, 4 * 1024**2):
                 handle.seek(offset)

@@ -58,7 +58,7 @@ def usable(driver: RBDDriver, volumes: list[VolumeRef], workers: int) -> None:
     import rbd  # type: ignore[import-not-found]
 
     def write(volume: VolumeRef) -> None:
-        with rbd.Image(driver.ioctx(), volume.name) as image:
+        with rbd.Image(driver.sites.ioctx(), volume.name) as image:
             image.write(b"\x5a" * 4096, 0)
             image.flush()
 
@@ -67,10 +67,10 @@ def usable(driver: RBDDriver, volumes: list[VolumeRef], workers: int) -> None:
 
 
 def wait_replaying(driver: RBDDriver, volumes: list[VolumeRef]) -> float:
-    target = driver.client(driver._config_for(driver._targets[0].backend_id))
+    target = driver.sites.client(driver.sites.config_for(driver.sites.targets[0].backend_id))
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
-        ready = list(pool.map(lambda v: driver._target_ready(target, v.name), volumes))
+        ready = list(pool.map(lambda v: driver.failover.target_ready(target, v.name), volumes))
     if not all(ready):
         raise SystemExit(f"{ready.count(False)} image(s) never finished their initial sync")
     return time.monotonic() - started

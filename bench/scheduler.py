@@ -46,7 +46,8 @@ def build_pools(count: int, seed: int = 7) -> list[PoolState]:
         thin = rng.random() < 0.8
         common = {"volume_backend_name": name, "vendor_name": "cinderblock", "driver_version": "1.0.0",
                   "storage_protocol": rng.choice(["iSCSI", "local"]), "availability_zone": rng.choice(["nova", "az2"]),
-                  "multiattach": rng.random() < 0.5, "QoS_support": False, "tier": rng.choice(["gold", "silver", "bronze"])}
+                  "multiattach": rng.random() < 0.5, "QoS_support": False,
+                  "tier": rng.choice(["gold", "silver", "bronze"])}
         pools = []
         for index in range(POOLS_PER_BACKEND):
             total = rng.choice([1000, 2000, 5000, 10000])
@@ -119,8 +120,9 @@ def main() -> int:
             wall, cpu, placed = measure(pools, request, decisions)
             wall_ms, cpu_ms = [s * 1000 for s in wall], [s * 1000 for s in cpu]
             p99 = percentile(cpu_ms, 99)
-            print(f"{name:8} {size:>6} {kept_count:>6} | {percentile(wall_ms, 50):>8.3f} {percentile(wall_ms, 99):>8.3f} "
-                  f"{max(wall_ms):>8.3f} | {percentile(cpu_ms, 50):>8.3f} {p99:>8.3f} {max(cpu_ms):>8.3f} | "
+            print(f"{name:8} {size:>6} {kept_count:>6} | "
+                  f"{percentile(wall_ms, 50):>8.3f} {percentile(wall_ms, 99):>8.3f} {max(wall_ms):>8.3f} | "
+                  f"{percentile(cpu_ms, 50):>8.3f} {p99:>8.3f} {max(cpu_ms):>8.3f} | "
                   f"{statistics.median(cpu_ms) * 1e6 / size:>7.0f}")
             assert placed == decisions, "every decision must place the volume"
             budget = BUDGET_MS.get(size)

@@ -164,11 +164,17 @@ class KeystoneAuth:
         answer 503 with the reason until the problem is gone, and no restart is needed then."""
         from keystoneauth1 import exceptions as ksa
         from keystoneauth1 import loading
+        from keystoneauth1.identity.base import BaseIdentityPlugin
 
         options = self.conf.keystone_authtoken
         group = options.auth_section or "keystone_authtoken"
         where = f"[{group}] auth_url = {getattr(self.conf[group], 'auth_url', None)}"
         auth = loading.load_auth_from_conf_options(self.conf, group)
+        if not isinstance(auth, BaseIdentityPlugin):  # no auth_type, or not one of Keystone's
+            problem = (f"[{group}] auth_type = {getattr(self.conf[group], 'auth_type', None)} does not log the "
+                       "service user in to Keystone (use password, or another Keystone identity plugin)")
+            LOG.error("configuration error: %s; every request answers 503 until this is fixed", problem)
+            return problem
         configured = options.http_connect_timeout
         session = loading.session.Session().load_from_options(
             cacert=options.cafile, insecure=options.insecure, cert=options.certfile, key=options.keyfile,
@@ -186,10 +192,12 @@ class KeystoneAuth:
             return problem
         region = options.region_name
         catalog = access.service_catalog
-        found = catalog.get_endpoints(service_type="identity", region_name=region).get("identity", [])
-        have = sorted({str(e.get("interface")) for e in found})
+        found = (catalog.get_endpoints(service_type="identity", region_name=region) or {}).get("identity", [])
+        have = sorted({str(e.get("interface")) for e in found if e})
         try:
             url = catalog.url_for(service_type="identity", interface=self.interface, region_name=region)
+            if not url:
+                raise ksa.EndpointNotFound()
         except ksa.EndpointNotFound:
             problem = (f"[keystone_authtoken] interface = {self.interface}: Keystone's catalog has no identity "
                        f"endpoint with that interface{f' in region {region}' if region else ''} (it has: "

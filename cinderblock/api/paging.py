@@ -96,7 +96,8 @@ def truthy(value: str | None) -> bool:
 
 
 def parse_list(request: Request, version: mv.Version, max_limit: int, sortable: set[str],
-               allowed_filters: Sequence[str], columns: Mapping[str, str], is_admin: bool) -> tuple[ListQuery, dict[str, Any]]:
+               allowed_filters: Sequence[str], columns: Mapping[str, str],
+               is_admin: bool) -> tuple[ListQuery, dict[str, Any]]:
     """→ the query for the database, plus filters the caller applies itself (e.g. metadata)."""
     params = dict(request.query_params)
     limit = min(_int(params["limit"], "limit", 0), max_limit) if "limit" in params else max_limit
@@ -122,7 +123,8 @@ def parse_list(request: Request, version: mv.Version, max_limit: int, sortable: 
             like[column] = value
         else:
             # Names are compared as sent (Cinder does not evaluate them either).
-            filters[column] = parse_value(key, value) if column not in ("display_name", "display_description") else value
+            free_text = column in ("display_name", "display_description")
+            filters[column] = value if free_text else parse_value(key, value)
     if unknown and version.at_least(mv.RESOURCE_FILTER):
         raise InvalidInput(f"Invalid input received: Invalid filters {','.join(unknown)} are found in query options.")
     query = ListQuery(filters=filters, like_filters=like, sort=parse_sort(params, sortable), limit=limit,

@@ -11,7 +11,8 @@ from oslo_config import cfg
 DEFAULT_OPTS: list[cfg.Opt] = [
     cfg.StrOpt("state_path", default="./cinderblock-data",
                help="Directory for the SQLite database and the default volume files."),
-    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>", help="Name of this node, used in host@backend."),
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+               help="Name of this node, used in host@backend."),
     cfg.ListOpt("enabled_backends", default=None,
                 help="Backend sections this volume service runs. Default: one file backend 'local'."),
     cfg.StrOpt("default_volume_type", default="__DEFAULT__",

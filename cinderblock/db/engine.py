@@ -39,7 +39,7 @@ def _is_deadlock(error: Exception) -> bool:
     orig = getattr(error, "orig", None)
     if getattr(orig, "sqlstate", None) in ("40P01", "40001"):  # PostgreSQL: deadlock, serialization
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     # MySQL/MariaDB: deadlock, lock wait timeout, and the savepoint a deadlock rollback took away.
     return bool(args) and args[0] in (1213, 1205, 1305)
 

@@ -49,7 +49,9 @@ def seed(db: Database) -> None:
             session.add(tables.VolumeType(name=DEFAULT_TYPE, description="Default Volume Type", is_public=True))
         if has_groups and session.scalar(select(group_tables.GroupType.id)
                           .where(group_tables.GroupType.name == CG_GROUP_TYPE)) is None:
-            cg_type = group_tables.GroupType(name=CG_GROUP_TYPE, description="Default group type for migrating cgsnapshot",
+            cg_type = group_tables.GroupType(name=CG_GROUP_TYPE,
+                                             description="Default group type for migrating cgsnapshot",
                                              is_public=True)
-            cg_type.group_specs = [group_tables.GroupTypeSpec(key="consistent_group_snapshot_enabled", value="<is> True")]
+            cg_type.group_specs = [group_tables.GroupTypeSpec(key="consistent_group_snapshot_enabled",
+                                                              value="<is> True")]
             session.add(cg_type)

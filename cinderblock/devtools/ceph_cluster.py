@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DIR = os.environ.get("CINDERBLOCK_CEPH_DIR", "/tmp/cinderblock-ceph")
 POOL = "rbd"
@@ -68,12 +69,13 @@ class Cluster:
         return self.root / "keyring"
 
     @property
-    def info(self) -> dict[str, object]:
-        return json.loads((self.root / "cluster.json").read_text())
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = json.loads((self.root / "cluster.json").read_text())
+        return info
 
     @property
     def port(self) -> int:
-        return int(self.info["port"])  # type: ignore[arg-type]
+        return int(self.info["port"])
 
     def pid_file(self, daemon: str) -> Path:
         return self.root / "run" / f"{daemon}.pid"

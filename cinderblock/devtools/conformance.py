@@ -43,22 +43,22 @@ from pathlib import Path
 from typing import Any
 
 try:
+    from cinderblock.devtools import conformance_results
     from cinderblock.devtools import launch
 except ImportError:  # run as a script under the Tempest venv's Python (reading the subunit stream)
+    import conformance_results  # type: ignore[no-redef]
     import launch  # type: ignore[no-redef]
 
+REPO, EXPECTED_FAILURES = conformance_results.REPO, conformance_results.EXPECTED_FAILURES
+ConformanceError = conformance_results.ConformanceError
+
 _free_port, _alive = launch.free_port, launch.alive
-REPO = Path(__file__).resolve().parents[2]
 TEMPEST_PACKAGES = ("tempest==47.0.0", "cinder-tempest-plugin==1.23.0")
 DEFAULT_REGEX = r"^(tempest\.api\.volume|cinder_tempest_plugin\.api)"
-EXPECTED_FAILURES = REPO / "tests" / "conformance" / "expected-failures.txt"
 BACKENDS = ("file-1", "file-2")
 IMAGE_NAME = "cinderblock-conformance-image"
 IMAGE_SIZE = 4 * 1024 * 1024
 MIN_MICROVERSION, MAX_MICROVERSION = "3.0", "3.71"
-# The closed set of families a test may be expected to fail for: features other issues build.
-FAMILIES = frozenset({"glance", "attachments", "retype", "migration", "manage", "transfers", "backups", "qos",
-                      "hosts", "quota-classes", "extensions", "encryption", "default-types", "clusters"})
 
 # [volume-feature-enabled]: what cinderblock offers. A flag is off only where the feature is missing.
 FEATURE_FLAGS: tuple[tuple[str, str, str], ...] = (
@@ -81,10 +81,6 @@ FEATURE_FLAGS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class ConformanceError(RuntimeError):
-    pass
-
-
 def _say(message: str) -> None:
     print(f"[conformance {dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
@@ -102,50 +98,6 @@ def ensure_tempest(venv: Path) -> Path:
 
 def _tail(path: Path, lines: int = 40) -> str:
     return launch.tail(path, lines)
-
-
-# -- expected failures ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Expected:
-    family: str
-    pattern: str
-    line: int
-
-    def matches(self, name: str) -> bool:
-        return re.fullmatch(self.pattern, name) is not None
-
-
-def read_expected(path: Path) -> list[Expected]:
-    """`<family> <regex of a test id>` per line (`#` comments); the regex must match the whole id
-    without its `[...]` attributes, or the class for a failure of setUpClass."""
-    result = []
-    if not path.exists():
-        return result
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise ConformanceError(f"{path}:{number}: want '<family> <test id regex>', got {raw!r}")
-        family, pattern = parts
-        if family not in FAMILIES:
-            raise ConformanceError(f"{path}:{number}: family {family!r} is not one of {', '.join(sorted(FAMILIES))}")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConformanceError(f"{path}:{number}: bad regex {pattern!r}: {exc}") from None
-        result.append(Expected(family, pattern, number))
-    return result
-
-
-def test_name(test_id: str) -> str:
-    """A subunit id without its attributes; `setUpClass (module.Class)` becomes `module.Class`."""
-    found = re.fullmatch(r"(?:setUpClass|tearDownClass|setUpModule|tearDownModule) \((.*)\)", test_id)
-    if found:
-        test_id = found.group(1)
-    return test_id.split("[", 1)[0]
 
 
 # -- small HTTP and process helpers -----------------------------------------------------------------
@@ -381,123 +333,6 @@ def export_subunit(venv: Path, workspace: Path, target: Path) -> None:
         raise ConformanceError(f"no subunit stream from the run: {done.stderr.decode(errors='replace')[-2000:]}")
 
 
-def _summarize(stream: Path) -> dict[str, Any]:
-    """Runs in the tempest venv: one entry per test from the subunit v2 stream."""
-    import subunit  # type: ignore[import-not-found]
-    import testtools  # type: ignore[import-not-found]
-
-    tests: list[dict[str, Any]] = []
-
-    def on_test(test: dict[str, Any]) -> None:
-        details = {name: content.as_text() for name, content in test["details"].items()
-                   if getattr(content.content_type, "type", "") == "text"}
-        start, stop = test["timestamps"]
-        tests.append({"id": test["id"], "status": test["status"], "details": details,
-                      "seconds": (stop - start).total_seconds() if start and stop else None})
-
-    with open(stream, "rb") as handle:
-        result = testtools.StreamToDict(on_test)
-        result.startTestRun()
-        subunit.ByteStreamToStreamResult(handle, non_subunit_name="stdout").run(result)
-        result.stopTestRun()
-    return {"tests": tests}
-
-
-def reason_of(status: str, details: dict[str, str]) -> str:
-    """The first lines of what a failure raised, or a skip's reason."""
-    if status == "skip":
-        return (details.get("reason") or "").strip().replace("\n", " ")[:300]
-    text = details.get("traceback") or ""
-    lines = text.rstrip().splitlines()
-    start = 0
-    for index, line in enumerate(lines):  # the exception follows the last frame of the last traceback
-        if line.startswith("Traceback (most recent call last)"):
-            start = index
-    tail = [line for line in lines[start + 1:] if line and not line.startswith(" ")]
-    message = " | ".join(line.strip() for line in tail[:4]) or text.strip()[-300:]
-    # The last call into a Tempest service client names the API request that failed.
-    calls = re.findall(r'/services/(?:volume/v3/)?(\w+_client)\.py", line \d+, in (\w+)', text)
-    if calls:
-        message = f"{calls[-1][0]}.{calls[-1][1]}: {message}"
-    return message[:600]
-
-
-def signature(reason: str) -> str:
-    """A reason without its ids, to group failures that fail the same way."""
-    reason = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", reason)
-    reason = re.sub(r"\b[0-9a-f]{32}\b", "<id>", reason)
-    reason = reason.replace("HTTP response body is invalid json or xml | Details: ", "")
-    return reason[:240]
-
-
-def report(summary: dict[str, Any], expected: list[Expected], whole: bool = True) -> tuple[dict[str, Any], list[str]]:
-    passed, failed, skipped = [], [], []
-    for test in summary["tests"]:
-        status = test["status"]
-        entry = {"id": test["id"], "name": test_name(test["id"]), "reason": reason_of(status, test["details"]),
-                 "seconds": test["seconds"]}
-        if status in ("success", "xfail"):
-            passed.append(entry)
-        elif status == "skip":
-            skipped.append(entry)
-        elif status in ("fail", "uxsuccess"):
-            failed.append(entry)
-    def family(name: str) -> str | None:
-        for rule in expected:
-            if rule.matches(name):
-                return rule.family
-        return None
-    unexpected = [f for f in failed if family(f["name"]) is None]
-    known = [dict(f, family=family(f["name"])) for f in failed if family(f["name"]) is not None]
-    now_passing = [dict(p, family=family(p["name"])) for p in passed if family(p["name"]) is not None]
-    unused = [rule for rule in expected
-              if not any(rule.matches(t["name"]) for t in failed + passed + skipped)]
-
-    lines = [f"{len(passed)} passed, {len(failed)} failed, {len(skipped)} skipped "
-             f"({len(known)} of the failures expected, {len(unexpected)} not)"]
-    if unexpected:
-        lines.append("")
-        lines.append(f"FAILED, not on {EXPECTED_FAILURES.relative_to(REPO)} ({len(unexpected)}):")
-        for entry in sorted(unexpected, key=lambda e: e["name"]):
-            lines.append(f"  {entry['name']}")
-            lines.append(f"      {entry['reason']}")
-    if known:
-        lines.append("")
-        lines.append(f"failed as expected ({len(known)}):")
-        for entry in sorted(known, key=lambda e: (e["family"], e["name"])):
-            lines.append(f"  [{entry['family']}] {entry['name']}: {entry['reason'][:160]}")
-    if now_passing:
-        lines.append("")
-        lines.append(f"PASSED although on the expected-failure list (take them off it): {len(now_passing)}")
-        lines.extend(f"  [{e['family']}] {e['name']}" for e in now_passing)
-    if unused and whole:  # a subset leaves most lines unmatched
-        lines.append("")
-        lines.append("expected-failure lines that matched no test of this run:")
-        lines.extend(f"  line {r.line}: {r.family} {r.pattern}" for r in unused)
-    if skipped:
-        groups: dict[str, list[str]] = {}
-        for entry in skipped:
-            groups.setdefault(entry["reason"], []).append(entry["name"])
-        lines.append("")
-        lines.append(f"skipped ({len(skipped)}), by reason:")
-        for reason, names in sorted(groups.items(), key=lambda item: -len(item[1])):
-            lines.append(f"  {len(names):3d}  {reason}")
-            lines.extend(f"         {name}" for name in sorted(names))
-    if failed:
-        groups = {}
-        for entry in failed:
-            groups.setdefault(signature(entry["reason"]), []).append(entry["name"])
-        lines.append("")
-        lines.append("failures grouped by reason:")
-        for reason, names in sorted(groups.items(), key=lambda item: -len(item[1])):
-            lines.append(f"  {len(names):3d}  {reason}")
-    data = {"passed": passed, "failed": unexpected, "expected_failures": known, "skipped": skipped,
-            "expected_but_passed": now_passing,
-            "counts": {"passed": len(passed), "failed": len(failed), "skipped": len(skipped),
-                       "unexpected_failures": len(unexpected), "expected_failures": len(known)}}
-    return data, lines
-
-
 # -- the run ----------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -518,14 +353,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = sys.argv[1:]
     if argv[:1] == ["_summarize"]:  # the tempest venv's side
         sub_summary.add_argument("stream")
-        print(json.dumps(_summarize(Path(sub_summary.parse_args(argv[1:]).stream))))
+        print(json.dumps(conformance_results._summarize(Path(sub_summary.parse_args(argv[1:]).stream))))
         return 0
     args = parser.parse_args(argv)
     if (args.keep or args.reuse_cinderblock) and not args.work:
         parser.error("--keep and --reuse-cinderblock need --work DIR")
     began = time.monotonic()
     try:
-        expected = read_expected(EXPECTED_FAILURES)
+        expected = conformance_results.read_expected(EXPECTED_FAILURES)
     except ConformanceError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
@@ -600,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                str(stream)], capture_output=True, text=True)
         if done.returncode != 0:
             raise ConformanceError(f"reading the subunit stream failed: {done.stderr[-2000:]}")
-        data, lines = report(json.loads(done.stdout), expected, whole=args.regex == DEFAULT_REGEX)
+        data, lines = conformance_results.report(json.loads(done.stdout), expected, whole=args.regex == DEFAULT_REGEX)
         data["wall_seconds"] = round(time.monotonic() - began, 1)
         data["tempest_seconds"] = round(time.monotonic() - ran_at, 1)
         (results / "summary.json").write_text(json.dumps(data, indent=2))

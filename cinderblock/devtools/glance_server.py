@@ -26,10 +26,10 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -277,10 +277,10 @@ def upload_image(glance: Glance, token: str, name: str, data: bytes, disk_format
         time.sleep(0.2)
 
 
-def ensure_image(glance: Glance, token: str, name: str, data: bytes, **options: str) -> str:
+def ensure_image(glance: Glance, token: str, name: str, data: bytes, **options: Any) -> str:
     """The id of the active image called name (a Glance kept from an earlier run has it), else of a
     new one uploaded with upload_image."""
-    status, found = _request(f"{glance.url}/v2/images?name={urllib.request.quote(name)}&status=active", token=token)
+    status, found = _request(f"{glance.url}/v2/images?name={urllib.parse.quote(name)}&status=active", token=token)
     if status != 200:
         raise GlanceError(f"GET /v2/images?name={name}: {status} {found}")
     for image in found["images"]:
@@ -310,7 +310,7 @@ def stop(root: Path | str, timeout: float = 10.0) -> bool:
 def _dechunk(stream: Any) -> bytes:
     """A chunked request body (Tempest uploads image files so) read whole: wsgiref passes the raw
     socket stream on, and Glance reads to Content-Length."""
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
@@ -324,51 +324,18 @@ def _dechunk(stream: Any) -> bytes:
 def _serve(port: int) -> None:
     import concurrent.futures.thread  # noqa: F401 -- Glance's atexit hook imports it late otherwise, and fails
     import io
-    import socketserver
-    import threading
-    from wsgiref import simple_server
 
     sys.argv = sys.argv[:1]  # glance's oslo.config reads its files from OS_GLANCE_CONFIG_DIR
-    from glance.common import wsgi_app  # type: ignore[import-not-found]
+    from glance.common import wsgi_app
 
-    glance_app = wsgi_app.init_app()
-    # One request at a time, as keystone_server: SQLite with two writing threads fails with
-    # "database is locked". Uploads here are a few MiB.
-    serial = threading.Lock()
-
-    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def dechunk(environ: dict[str, Any]) -> None:
         if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             body = _dechunk(environ["wsgi.input"])
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             del environ["HTTP_TRANSFER_ENCODING"]
-        with serial:
-            answer = glance_app(environ, start_response)
-            try:
-                return [b"".join(answer)]
-            finally:
-                if hasattr(answer, "close"):
-                    answer.close()
 
-    class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 64
-
-        def server_bind(self) -> None:  # no reverse DNS of the address (HTTPServer.server_bind does one)
-            socketserver.TCPServer.server_bind(self)
-            self.server_name, self.server_port = "127.0.0.1", port
-            self.setup_environ()
-
-    class Handler(simple_server.WSGIRequestHandler):
-        def address_string(self) -> str:
-            return str(self.client_address[0])
-
-    server = Server(("127.0.0.1", port), Handler)
-    server.set_app(application)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"glance serving on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
-    server.serve_forever()
+    launch.serve_wsgi_serially(wsgi_app.init_app(), port, f"glance serving on http://127.0.0.1:{port}", dechunk)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -201,7 +202,7 @@ class _Admin:
         return answer
 
     def find(self, collection: str, key: str, **query: str) -> dict[str, Any] | None:
-        text = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in query.items())
+        text = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in query.items())
         found = self.call("GET", f"/{collection}" + (f"?{text}" if text else ""))[key]
         return found[0] if found else None
 
@@ -434,47 +435,11 @@ def env_lines(keystone: Keystone) -> list[str]:
 # -- the server (runs in the keystone venv) ---------------------------------------------------------
 
 def _serve(port: int) -> None:
-    import socketserver
-    import threading
-    from wsgiref import simple_server
-
     sys.argv = sys.argv[:1]  # keystone's oslo.config parses sys.argv; its files come from OS_KEYSTONE_CONFIG_*
-    from keystone.server import wsgi  # type: ignore[import-not-found]
+    from keystone.server import wsgi
 
-    keystone_app = wsgi.initialize_public_application()
-    # One request at a time through Keystone: on SQLite two threads that both read and then write
-    # deadlock and one fails at once with "database is locked" (a 500). Threads still accept and
-    # send, so a slow client does not hold the others up.
-    serial = threading.Lock()
-
-    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with serial:
-            body = keystone_app(environ, start_response)
-            try:
-                return [b"".join(body)]
-            finally:
-                if hasattr(body, "close"):
-                    body.close()
-
-    class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 64
-
-        def server_bind(self) -> None:  # no reverse DNS of the address (HTTPServer.server_bind does one)
-            socketserver.TCPServer.server_bind(self)
-            self.server_name, self.server_port = "127.0.0.1", port
-            self.setup_environ()
-
-    class Handler(simple_server.WSGIRequestHandler):
-        def address_string(self) -> str:
-            return str(self.client_address[0])
-
-    server = Server(("127.0.0.1", port), Handler)
-    server.set_app(application)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"keystone serving on http://127.0.0.1:{port}/v3", file=sys.stderr, flush=True)
-    server.serve_forever()
+    launch.serve_wsgi_serially(wsgi.initialize_public_application(), port,
+                               f"keystone serving on http://127.0.0.1:{port}/v3")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -511,16 +476,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result, indent=2))
             return 0 if result["running"] else 3
         else:
-            keystone = running(root)
-            if keystone is None:
+            found = running(root)
+            if found is None:
                 print(f"keystone: none running from {root}", file=sys.stderr)
                 return 1
             if args.command == "register-volume":
-                register_volume_service(keystone, args.volume_endpoint)
+                register_volume_service(found, args.volume_endpoint)
             elif args.json:
-                print(json.dumps(asdict(keystone), indent=2))
+                print(json.dumps(asdict(found), indent=2))
             else:
-                print("\n".join(env_lines(keystone)))
+                print("\n".join(env_lines(found)))
     except KeystoneError as exc:
         print(f"keystone: {exc}", file=sys.stderr)
         return 1

@@ -118,3 +118,49 @@ def tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def serve_wsgi_serially(app: Callable[..., Any], port: int, banner: str,
+                        prepare: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Serve a WSGI app on 127.0.0.1:port until SIGTERM, one request at a time through the app.
+
+    Keystone and Glance on SQLite: two threads that both read and then write deadlock and one fails
+    at once with "database is locked" (a 500). Threads still accept and send, so a slow client does
+    not hold the others up. `prepare(environ)` runs first, outside the lock."""
+    import signal
+    import socketserver
+    import threading
+    from wsgiref import simple_server
+
+    serial = threading.Lock()
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if prepare is not None:
+            prepare(environ)
+        with serial:
+            body = app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+
+    class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 64
+
+        def server_bind(self) -> None:  # no reverse DNS of the address (HTTPServer.server_bind does one)
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = "127.0.0.1", port
+            self.setup_environ()
+
+    class Handler(simple_server.WSGIRequestHandler):
+        def address_string(self) -> str:
+            return str(self.client_address[0])
+
+    server = Server(("127.0.0.1", port), Handler)
+    server.set_app(application)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(banner, file=sys.stderr, flush=True)
+    server.serve_forever()

@@ -21,7 +21,8 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, ParamSpec, TypeVar
 
 # oslo.messaging loads oslo.service's eventlet backend (imported, never monkey-patched: servers
 # run the threading executor); its import-time deprecation notice is only noise in service logs.
@@ -36,6 +37,8 @@ from cinderblock.model import errors  # noqa: E402
 from cinderblock.rpc.transport import ListenerError, RpcServer, Transport  # noqa: E402
 
 LOG = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 EXCHANGE = "cinderblock"
 ALLOWED_REMOTE_MODULES = ["cinderblock.model.errors"]
 # What a send raises when the broker stays away: retries exhausted, or (new pooled connection)
@@ -91,14 +94,16 @@ class _Endpoint:
         return getattr(self._endpoint, name)
 
 
-class _BlockingExecutor(futurist.ThreadPoolExecutor):  # type: ignore[misc]
+class _BlockingExecutor(futurist.ThreadPoolExecutor):
     """submit() waits while every worker is busy, so the server reads no message ahead (see above)."""
 
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers=max_workers)
         self._free = threading.BoundedSemaphore(max_workers)
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # futurist's and the standard library's submit differ by a positional-only marker: no one signature
+    # satisfies both bases, and this one takes the calls of either.
+    def submit(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:  # type: ignore[override]
         self._free.acquire()
         try:
             future = super().submit(fn, *args, **kwargs)

@@ -50,7 +50,7 @@ class Transport(abc.ABC):
     def serve(self, topic: str, server: str, endpoint: object, workers: int) -> RpcServer:
         """Start dispatching topic/server messages to endpoint with `workers` threads."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- optional: only transports holding connections override it
         """Release connections."""
 
 

@@ -12,7 +12,8 @@ from cinderblock.coordination import LocalLocks, make_locks
 from cinderblock.db import migrate, tables
 from cinderblock.db.cas import fail_unplaced_create
 from cinderblock.model import transitions
-from cinderblock.runtime.service import Heartbeat, SchedulerService, VolumeService, start_scheduler, start_volume_services
+from cinderblock.runtime.service import (Heartbeat, SchedulerService, VolumeService, start_scheduler,
+                                         start_volume_services)
 from cinderblock.runtime.wiring import Core, build_api
 
 LOG = logging.getLogger(__name__)

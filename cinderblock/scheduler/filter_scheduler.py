@@ -73,7 +73,7 @@ class FilterScheduler:
         if scores is None:
             return min(candidates, key=_placed)
         top = max(scores)
-        ties = [pool for pool, score in zip(candidates, scores) if score == top]
+        ties = [pool for pool, score in zip(candidates, scores, strict=True) if score == top]
         return ties[0] if len(ties) == 1 else min(ties, key=_placed)
 
     def scores(self, candidates: list[PoolState], spec: RequestSpec) -> list[float] | None:
@@ -93,7 +93,7 @@ class FilterScheduler:
             if high == low:
                 continue  # all equal: every normalised weight is 0
             scale = weigher.multiplier / (high - low)
-            totals = [total + (value - low) * scale for total, value in zip(totals, raw)]
+            totals = [total + (value - low) * scale for total, value in zip(totals, raw, strict=True)]
         return totals
 
 

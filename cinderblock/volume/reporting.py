@@ -7,9 +7,9 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 
 from cinderblock.config.settings import BackendSettings
 from cinderblock.db.engine import Database
@@ -103,7 +103,7 @@ class StatsReporter:
         if not states:
             return
         rows = [{"b_volume_id": volume_id, "b_lag": lag_json(replicas)} for volume_id, replicas in states.items()]
-        table = tables.Volume.__table__
+        table = cast(Table, tables.Volume.__table__)  # a Table: the ORM declares it as any FromClause
         with self.db.write() as session:
             session.execute(update(table).where(table.c.id == bindparam("b_volume_id"))
                             .values(replication_extended_status=bindparam("b_lag")), rows)

@@ -95,7 +95,7 @@ def test_racing_snapshot_and_delete(cloud: Cloud) -> None:
         volume = cloud.create_volume(1)
         vid = volume["id"]
 
-        def work(client: TestClient, index: int) -> Any:
+        def work(client: TestClient, index: int, vid: str = vid) -> Any:
             if index % 2:
                 return client.delete(f"/v3/volumes/{vid}")
             return client.post("/v3/snapshots", json={"snapshot": {"volume_id": vid}})

@@ -239,7 +239,7 @@ def test_racing_calls_only_one_proceeds(rcloud: Cloud) -> None:
                         ({"enable_replication": {}}, "enabled"),
                         ({"failover_replication": {"secondary_backend_id": "b1"}}, "failed-over"),
                         ({"failover_replication": {"secondary_backend_id": "default"}}, "enabled")):
-        results = race(cloud, 8, lambda client: client.post(path, json=body))
+        results = race(cloud, 8, lambda client, body=body: client.post(path, json=body))
         counts = Counter(r.status_code for r in results)
         assert counts[202] >= 1 and counts[202] + counts[400] == 8, [r.text for r in results]
         if "disable_replication" in body or body == {"failover_replication": {"secondary_backend_id": "default"}}:

@@ -168,9 +168,11 @@ def test_metadata_limits_with_cinders_messages(cloud: Cloud) -> None:
 def test_metadata_items_count_after_a_merge(make_cloud: Callable[..., Cloud]) -> None:
     cloud = make_cloud("[DEFAULT]\nquota_metadata_items = 3\n")
     v = cloud.create_volume(1, metadata={"a": "1", "b": "2"})["id"]
-    assert cloud.request("POST", f"/v3/volumes/{v}/metadata", json={"metadata": {"a": "x", "c": "3"}}).status_code == 200
+    merged = cloud.request("POST", f"/v3/volumes/{v}/metadata", json={"metadata": {"a": "x", "c": "3"}})
+    assert merged.status_code == 200
     response = cloud.request("POST", f"/v3/volumes/{v}/metadata", json={"metadata": {"d": "4"}})
-    assert_fault(response, 413, "overLimit", message="MetadataLimitExceeded: Maximum number of metadata items exceeds 3")
+    assert_fault(response, 413, "overLimit",
+                 message="MetadataLimitExceeded: Maximum number of metadata items exceeds 3")
     response = cloud.request("PUT", f"/v3/volumes/{v}/metadata/e", json={"meta": {"e": "5"}})
     assert_fault(response, 413, "overLimit")
     assert cloud.request("GET", f"/v3/volumes/{v}/metadata").json()["metadata"] == {"a": "x", "b": "2", "c": "3"}
@@ -190,10 +192,12 @@ def test_action_bodies_with_keys_the_action_does_not_take_are_400(cloud: Cloud) 
     cloud.wait_snapshot(snap["id"], "available")
     vtype = cloud.request("POST", "/v3/types", json={"volume_type": {"name": "t"}}).json()["volume_type"]
     for body in ({"os-extend": {"new_size": 2, "x": 1}}, {"os-reset_status": {"status": "available", "x": 1}},
-                 {"os-set_bootable": {"bootable": True, "x": 1}}, {"os-update_readonly_flag": {"readonly": True, "x": 1}},
+                 {"os-set_bootable": {"bootable": True, "x": 1}},
+                 {"os-update_readonly_flag": {"readonly": True, "x": 1}},
                  {"os-attach": {"host_name": "h", "mountpoint": "/d", "x": 1}}, {"os-detach": {"x": 1}},
                  {"os-initialize_connection": {"connector": {}, "x": 1}},
-                 {"os-terminate_connection": {"connector": {}, "x": 1}}, {"revert": {"snapshot_id": snap["id"], "x": 1}}):
+                 {"os-terminate_connection": {"connector": {}, "x": 1}},
+                 {"revert": {"snapshot_id": snap["id"], "x": 1}}):
         name = next(iter(body))
         assert_fault(action(cloud, v, body), 400, "badRequest",
                      message=f"Invalid input for field/attribute {name}. Value: {body[name]!r}. "
@@ -219,7 +223,8 @@ def test_volume_create_naming_two_sources_is_400(cloud: Cloud, sources: tuple[st
     for version in ("3.0", "3.71"):
         body = {"volume": {"size": 1, **{key: ids[key] for key in sources}, "snapshot_id": None} | {
             key: ids[key] for key in sources}}
-        response = cloud.request("POST", "/v3/volumes", json=body, headers={"OpenStack-API-Version": f"volume {version}"})
+        response = cloud.request("POST", "/v3/volumes", json=body,
+                                 headers={"OpenStack-API-Version": f"volume {version}"})
         assert_fault(response, 400, "badRequest", message="Invalid input received: May specify only one of backup, "
                                                           "imageRef, snapshot, source volume")
     assert volume_ids(cloud) == [v]

@@ -322,7 +322,7 @@ def _needs_groups(case: Case) -> bool:
 
 def _run_case(cloud: Cloud, case: Case) -> None:
     world = build_world(cloud, groups=_needs_groups(case))
-    for token, expected in zip(CALLERS, case.expect):
+    for token, expected in zip(CALLERS, case.expect, strict=True):
         ids = _fresh(cloud, world, case) if case.fresh else world.ids
         path = _fill(case.path, ids)
         body = json.loads(_fill(json.dumps(case.body), ids)) if case.body is not None else None

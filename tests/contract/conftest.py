@@ -148,7 +148,7 @@ CONTRACT_POOL = "contract"
 def _rbd_image(h: Harness, name: str, snapshot: str | None = None) -> Any:
     import rbd  # type: ignore[import-not-found]
 
-    return rbd.Image(h.driver.ioctx(), name, snapshot=snapshot)  # type: ignore[attr-defined]
+    return rbd.Image(h.driver.sites.ioctx(), name, snapshot=snapshot)  # type: ignore[attr-defined]
 
 
 def _rbd_read(h: Harness, volume: VolumeRef, offset: int, length: int) -> bytes:
@@ -191,8 +191,8 @@ def _rbd_cleanup(h: Harness) -> None:
     import rbd  # type: ignore[import-not-found,unused-ignore]
 
     driver: Any = h.driver
-    for name in rbd.RBD().list(driver.ioctx()):
-        driver._delete_image(name)
+    for name in rbd.RBD().list(driver.sites.ioctx()):
+        driver.storage.remove_image(name)
     driver.stop()
 
 

@@ -142,7 +142,8 @@ class Server:
         assert response.status_code in expected, f"{method} {path} → {response.status_code}: {response.text}"
         return response.json() if response.content else None
 
-    def create_volume(self, size: int = 1, token: str = ADMIN_TOKEN, wait: bool = True, **fields: Any) -> dict[str, Any]:
+    def create_volume(self, size: int = 1, token: str = ADMIN_TOKEN, wait: bool = True,
+                      **fields: Any) -> dict[str, Any]:
         volume = self.ok("POST", "/volumes", json={"volume": {"size": size, **fields}}, token=token)["volume"]
         return self.wait_volume(volume["id"], "available", token=token) if wait else volume
 
@@ -208,7 +209,7 @@ def table_rows(output: str) -> list[dict[str, str]]:
     rows = []
     for line in lines[1:]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        rows.append(dict(zip(header, cells)))
+        rows.append(dict(zip(header, cells, strict=True)))
     return rows
 
 

@@ -447,7 +447,7 @@ def test_next_links_are_absolute_and_followable(paged: Server) -> None:
                 assert pages < 10
             expected = ids if key == "volumes" else snap_ids
             assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)), collection
-    names_page = paged.ok("GET", f"/volumes?sort=name:asc&limit=2", token=token)["volumes"]
+    names_page = paged.ok("GET", "/volumes?sort=name:asc&limit=2", token=token)["volumes"]
     assert [v["name"] for v in names_page] == ["p0", "p1"]
 
     # The CLI follows them: all five, through pages of two, in both URL forms.

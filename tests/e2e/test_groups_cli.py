@@ -161,7 +161,8 @@ def test_openstacksdk_groups_and_consistency_groups(server: Server) -> None:
                              block_storage_endpoint_override=server.endpoint)
     try:
         bs = conn.block_storage
-        gtype = bs.create_group_type(name=unique("sdkgt"), group_specs={"consistent_group_snapshot_enabled": "<is> True"})
+        gtype = bs.create_group_type(name=unique("sdkgt"),
+                                     group_specs={"consistent_group_snapshot_enabled": "<is> True"})
         group = bs.create_group(group_type=gtype.name, volume_types=[t1], name=unique("sdkg"))
         wait(server, f"/groups/{group.id}", "group", "available")
         volume = server.create_volume(1, volume_type=t1, group_id=group.id)

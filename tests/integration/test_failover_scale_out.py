@@ -48,11 +48,13 @@ def test_failover_freeze_thaw_failback_over_rabbitmq(tmp_path: Path, kind: str) 
         assert (service(cloud)["frozen"], service(cloud)["status"]) == (False, "enabled")
 
         started = time.monotonic()
-        assert cloud.http.put("/v3/os-services/failover", json={"host": HOST, "backend_id": "site-b"}).status_code == 202
+        failover = cloud.http.put("/v3/os-services/failover", json={"host": HOST, "backend_id": "site-b"})
+        assert failover.status_code == 202
         wait_for(lambda: service(cloud)["replication_status"] == "failed-over", 30, "failover")
         took = time.monotonic() - started
         row = service(cloud)
-        assert (row["active_backend_id"], row["status"], row["disabled_reason"]) == ("site-b", "disabled", "failed-over")
+        assert (row["active_backend_id"], row["status"], row["disabled_reason"]) == \
+            ("site-b", "disabled", "failed-over")
         assert [volume(cloud, v["id"])["replication_status"] for v in created] == [
             "failed-over", "failed-over", "not-capable"]
         assert volume(cloud, created[2]["id"])["status"] == "error"

@@ -68,7 +68,7 @@ def test_every_spelling_is_refused_or_mirrored_as_reported(rbd_cloud: Cloud, sit
     for volume_id in created:
         name = f"volume-{volume_id}"
         a.write(name, 0, os.urandom(4096))
-        wait_for(f"{name}'s bytes on the secondary", lambda: same_on_both(a, b, name))
+        wait_for(f"{name}'s bytes on the secondary", lambda name=name: same_on_both(a, b, name))
     for volume_id in created:
         assert rbd_cloud.request("DELETE", f"/v3/volumes/{volume_id}").status_code == 202
 

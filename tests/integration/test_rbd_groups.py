@@ -33,9 +33,9 @@ def driver(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[RBDDriver]
     yield drv
     import rbd  # type: ignore[import-not-found]
 
-    for name in rbd.RBD().list(drv.ioctx()):
-        drv._delete_image(name)
-    assert list(rbd.RBD().group_list(drv.ioctx())) == []
+    for name in rbd.RBD().list(drv.sites.ioctx()):
+        drv.storage.remove_image(name)
+    assert list(rbd.RBD().group_list(drv.sites.ioctx())) == []
     drv.stop()
 
 
@@ -50,7 +50,7 @@ def snap(of: VolumeRef) -> SnapshotRef:
 def read_seq(drv: RBDDriver, v: VolumeRef) -> int:
     import rbd  # type: ignore[import-not-found]
 
-    with rbd.Image(drv.ioctx(), v.name, read_only=True) as image:
+    with rbd.Image(drv.sites.ioctx(), v.name, read_only=True) as image:
         return int.from_bytes(bytes(image.read(0, 8)), "little")
 
 
@@ -100,7 +100,7 @@ def test_group_snapshot_is_consistent_under_writes(driver: RBDDriver, request: p
     assert len(result.updates) == 2 and result.write_pause_ms >= 0
     assert written[0] > after  # and go on afterwards
     restored = [volume(), volume()]
-    for new, member in zip(restored, snaps):
+    for new, member in zip(restored, snaps, strict=True):
         driver.create_volume_from_snapshot(new, member)
     sa, sb = (read_seq(driver, v) for v in restored)
     assert sa > 0 and sa in (sb, sb + 1), (sa, sb)
@@ -116,7 +116,7 @@ def test_group_snapshot_is_consistent_under_writes(driver: RBDDriver, request: p
         driver.delete_snapshot(member)
     assert not ({s.id for s in snaps + again} & driver.list_storage().snapshots)
     for v in (a, b):
-        with rbd.Image(driver.ioctx(), v.name, read_only=True) as image:
+        with rbd.Image(driver.sites.ioctx(), v.name, read_only=True) as image:
             assert [s for s in image.list_snaps()] == []
 
 
@@ -129,10 +129,10 @@ def test_deleting_members_drops_the_group(driver: RBDDriver) -> None:
         driver.create_volume(v)
     snaps = [snap(v) for v in members]
     driver.create_group_snapshot(snaps)
-    assert list(rbd.RBD().group_list(driver.ioctx())) == [f"cbgroup-{group}"]
+    assert list(rbd.RBD().group_list(driver.sites.ioctx())) == [f"cbgroup-{group}"]
     # Deleting the volumes (snapshot rows gone first, or recovery removing by id) leaves nothing behind.
     driver.delete_snapshot(SnapshotRef(id=snaps[0].id, volume=VolumeRef(id="", size_gb=0), size_gb=0))
     for v in members:
         driver.delete_volume(v)
-    assert list(rbd.RBD().group_list(driver.ioctx())) == []
+    assert list(rbd.RBD().group_list(driver.sites.ioctx())) == []
     assert driver.list_storage().snapshots == frozenset()

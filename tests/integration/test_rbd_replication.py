@@ -133,9 +133,9 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> Non
 
 def wait_synced(driver: RBDDriver, volumes: list[VolumeRef]) -> None:
     """Until the secondary's copies finished their initial sync (a clean failover needs it)."""
-    target = driver.client(driver._config_for("site-b"))
+    target = driver.sites.client(driver.sites.config_for("site-b"))
     for volume in volumes:
-        assert driver._target_ready(target, volume.name), f"{volume.name} never synced"
+        assert driver.failover.target_ready(target, volume.name), f"{volume.name} never synced"
 
 
 def same_on_both(a: Site, b: Site, name: str) -> bool:

@@ -366,7 +366,7 @@ def test_failover_with_a_lost_primary_promotes_the_last_complete_copy(site: Site
     result = driver.failover_host(volumes, None)  # None: the first target that is not active
     assert result.active_backend_id == "site-b"
     assert "unreachable" in result.message and PRIMARY_BACKEND_ID in result.message
-    for i, (volume, outcome) in enumerate(zip(volumes, result.volumes)):
+    for i, (volume, outcome) in enumerate(zip(volumes, result.volumes, strict=True)):
         assert outcome.ok and outcome.volume_id == volume.id
         assert outcome.data_age_seconds is not None and 0.3 <= outcome.data_age_seconds < 30
         assert read(device(driver, apply(volume, outcome.update)), 0, MiB) == pattern(i)
@@ -483,7 +483,7 @@ def test_group_members_replicate_at_one_instant_and_fail_over_alone(site: Site) 
         assert all(m and m["group"] == "g1" for m in manifests)
     result = driver.failover_group("g1", members, "site-b")
     assert all(r.ok and r.data_age_seconds == 0.0 for r in result.volumes)
-    members = [apply(m, r.update) for m, r in zip(members, result.volumes)]
+    members = [apply(m, r.update) for m, r in zip(members, result.volumes, strict=True)]
     for i, member in enumerate(members):
         assert device(driver, member) == str(site.copy_path("site-b", member))
         assert read(device(driver, member), 0, MiB) == pattern(i)

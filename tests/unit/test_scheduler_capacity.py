@@ -215,14 +215,14 @@ def test_filter_and_weigher_agree(seed: int) -> None:
             values = virtual_free(pools, request)
             passing = capacity_filter.filter_all(pools, request)
             # The filter keeps exactly the pools whose weighed number fits the request.
-            assert [p.address for p in passing] == [p.address for p, v in zip(pools, values)
+            assert [p.address for p in passing] == [p.address for p, v in zip(pools, values, strict=True)
                                                     if capacity.fits(v, size)]
             if not passing:
                 continue
             raw = weigher.raw_weights(passing, request)
             kept_values = virtual_free(passing, request)
             # The weigher ranks by the very number the filter tested.
-            assert [r for r, v in zip(raw, kept_values) if not math.isinf(v)] == [
+            assert [r for r, v in zip(raw, kept_values, strict=True) if not math.isinf(v)] == [
                 v for v in kept_values if not math.isinf(v)]
             chosen = FilterScheduler(settings).choose(pools, request).pool
             assert chosen is not None and raw[passing.index(chosen)] == max(raw)

@@ -87,7 +87,8 @@ def test_filters_sort_and_pages_from_3_5(cloud: Cloud) -> None:
     volumes = [unplaceable(cloud)[0] for _ in range(3)]
     newest_first = [m["resource_uuid"] for m in listing(cloud)["messages"]]
     assert newest_first == [v["id"] for v in reversed(volumes)]
-    assert [m["resource_uuid"] for m in listing(cloud, "?sort=created_at:asc")["messages"]] == [v["id"] for v in volumes]
+    ascending = listing(cloud, "?sort=created_at:asc")["messages"]
+    assert [m["resource_uuid"] for m in ascending] == [v["id"] for v in volumes]
     (one,) = listing(cloud, f"?resource_uuid={volumes[1]['id']}")["messages"]
     assert one["resource_uuid"] == volumes[1]["id"]
     assert len(listing(cloud, "?event_id=VOLUME_VOLUME_001_003&message_level=ERROR")["messages"]) == 3

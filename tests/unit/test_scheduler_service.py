@@ -134,7 +134,7 @@ def test_a_burst_fills_a_small_pool_exactly(make_cloud: Callable[..., Cloud]) ->
         ids.append(response.json()["volume"]["id"])
     final = [cloud.wait_volume(volume_id, "available", "error")["status"] for volume_id in ids]
     assert final.count("available") == 10 and final.count("error") == 5
-    refused = [volume_id for volume_id, status in zip(ids, final) if status == "error"]
+    refused = [volume_id for volume_id, status in zip(ids, final, strict=True) if status == "error"]
     for volume_id in refused:
         (message,) = messages_of(cloud, volume_id)
         assert "CapacityFilter removed the last candidates" in message["user_message"]

@@ -51,7 +51,8 @@ def list_services(request: Request, svc: Svc, context: Ctx, version: Ver) -> JSO
 @router.put("/os-services/{action}",
             summary="enable, disable, disable-log-reason; freeze, thaw, failover_host, failover (admin)")
 def update_service(action: str, svc: Svc, context: Ctx, version: Ver,
-                   body: dict[str, Any] = Body(..., examples=[{"host": "node@local", "binary": "cinder-volume"}])) -> Response:
+                   body: dict[str, Any] = Body(..., examples=[{"host": "node@local", "binary": "cinder-volume"}]),
+                   ) -> Response:
     svc.policy.authorize(context, SERVICE_ACTION_RULES.get(action, "volume_extension:services:update"))
     if action in REPLICATION_ACTIONS:
         return _replication_action(action, svc, context, version, body)
@@ -124,4 +125,5 @@ def capabilities(host: str, svc: Svc, context: Ctx) -> JSONResponse:
                          caps.get("volume_backend_name"), "pool_name": None, "driver_version":
                          caps.get("driver_version"), "storage_protocol": caps.get("storage_protocol"),
                          "display_name": None, "description": None, "visibility": None,
-                         "replication_targets": caps.get("replication_targets") or [], "properties": properties, "vendor_name": caps.get("vendor_name")})
+                         "replication_targets": caps.get("replication_targets") or [], "properties": properties,
+                         "vendor_name": caps.get("vendor_name")})

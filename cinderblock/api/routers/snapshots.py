@@ -106,7 +106,8 @@ def delete_snapshot(snapshot_id: str, svc: Svc, context: Ctx) -> Response:
 @router.post("/snapshots/{snapshot_id}/action",
              summary="os-reset_status, os-force_delete (admin) or os-update_snapshot_status of a snapshot")
 def snapshot_action(snapshot_id: str, svc: Svc, context: Ctx,
-                    body: dict[str, Any] = Body(..., examples=[{"os-reset_status": {"status": "available"}}])) -> Response:
+                    body: dict[str, Any] = Body(..., examples=[{"os-reset_status": {"status": "available"}}]),
+                    ) -> Response:
     name, value = split_action(body)
     if name == "os-reset_status":
         svc.policy.authorize(context, "volume_extension:snapshot_admin_actions:reset_status")

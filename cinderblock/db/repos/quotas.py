@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
-from sqlalchemy import and_, case, insert, or_, select, update
+from sqlalchemy import Table, and_, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cinderblock.db.tables import Quota, QuotaUsage
+
+USAGE = cast(Table, QuotaUsage.__table__)  # a Table: the ORM declares it as any FromClause
 
 
 class UsageRefused(Exception):
@@ -41,7 +44,7 @@ def consume(session: Session, project_id: str, deltas: Mapping[str, int], limits
     wanted = {resource: delta for resource, delta in deltas.items() if delta != 0}
     if not wanted:
         return
-    usage = QuotaUsage.__table__.c
+    usage = USAGE.c
     row_tests = []
     for resource, delta in wanted.items():
         limit = limits.get(resource, -1)
@@ -49,7 +52,7 @@ def consume(session: Session, project_id: str, deltas: Mapping[str, int], limits
             row_tests.append(and_(usage.resource == resource, usage.in_use + delta <= limit))
         else:
             row_tests.append(usage.resource == resource)
-    statement = (update(QuotaUsage.__table__)
+    statement = (update(USAGE)
                  .where(usage.project_id == project_id, or_(*row_tests))
                  .values(in_use=usage.in_use + case(wanted, value=usage.resource, else_=0)))
     try:
@@ -77,7 +80,7 @@ def consume(session: Session, project_id: str, deltas: Mapping[str, int], limits
 def _insert_zero_usage(session: Session, project_id: str, resource: str) -> None:
     try:
         with session.begin_nested():
-            session.execute(insert(QuotaUsage.__table__).values(project_id=project_id, resource=resource,
+            session.execute(insert(USAGE).values(project_id=project_id, resource=resource,
                                                                in_use=0))
     except IntegrityError:
         pass  # a racing first use created it
@@ -88,9 +91,9 @@ def release(session: Session, project_id: str, deltas: Mapping[str, int]) -> Non
     wanted = {resource: delta for resource, delta in deltas.items() if delta > 0}
     if not wanted:
         return
-    usage = QuotaUsage.__table__.c
+    usage = USAGE.c
     amount = case(wanted, value=usage.resource, else_=0)
-    session.execute(update(QuotaUsage.__table__)
+    session.execute(update(USAGE)
                     .where(usage.project_id == project_id, usage.resource.in_(list(wanted)))
                     .values(in_use=case((usage.in_use >= amount, usage.in_use - amount), else_=0)))
 

@@ -18,7 +18,7 @@ def _keep(pools: list[PoolState], key: str, test: grammar.Predicate) -> list[Poo
     default = False if key in grammar.DEFAULT_FALSE else grammar.MISSING
     missing = grammar.MISSING
     nested = ":" in key
-    kept = []
+    kept: list[PoolState] = []
     append = kept.append
     for pool in pools:
         value = grammar.lookup(pool.capabilities, key) if nested else pool.capabilities.get(key, default)

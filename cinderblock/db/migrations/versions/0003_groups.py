@@ -3,8 +3,10 @@
 Revision ID: 0003
 Revises: 0002
 """
-from alembic import op
+from typing import Any
+
 import sqlalchemy as sa
+from alembic import op
 
 
 revision = '0003'
@@ -13,8 +15,9 @@ branch_labels = None
 depends_on = None
 
 
-def _stamps() -> list[sa.Column]:
-    return [sa.Column('created_at', sa.DateTime(), nullable=False), sa.Column('updated_at', sa.DateTime(), nullable=True)]
+def _stamps() -> list[sa.Column[Any]]:
+    return [sa.Column('created_at', sa.DateTime(), nullable=False),
+            sa.Column('updated_at', sa.DateTime(), nullable=True)]
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""RADOS connections: one shared connection per cluster, opened on first use and reused by every thread.
-
-The `rados`/`rbd` modules are Debian's (python3-rados, python3-rbd); they are imported lazily so the
-rest of cinderblock imports without them. librados and librbd calls release the GIL, so callers run
-them directly on their own (worker) thread.
-"""
+"""RADOS connections: one long-lived connection per cluster, opened on first use, shared by every thread."""
 from __future__ import annotations
 
 import contextlib
@@ -11,24 +6,13 @@ import errno
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from cinderblock.model.errors import DriverError
+from cinderblock.volume.drivers.rbd import ceph
 
 LOG = logging.getLogger(__name__)
-
-
-def bindings() -> tuple[Any, Any]:
-    """(rados, rbd) modules, or DriverError saying how to get them."""
-    try:
-        import rados  # type: ignore[import-not-found]
-        import rbd  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise DriverError("the RBD driver needs Ceph's python bindings (Debian: python3-rados python3-rbd; "
-                          "scripts/install --test links them into the venv): " + str(exc)) from exc
-    return rados, rbd
 
 
 @dataclass(frozen=True)
@@ -54,16 +38,17 @@ class ClusterClient:
         self.config = config
         self.timeout = timeout if timeout is not None and timeout >= 0 else None
         self._lock = threading.Lock()
-        self._rados: Any = None
-        self._ioctx: dict[str, Any] = {}
+        self._rados: ceph.RadosClient | None = None
+        self._ioctx: dict[str, ceph.IoCtx] = {}
         self._fsid: str | None = None
 
-    def _connect(self) -> Any:
-        rados, _ = bindings()
-        kwargs: dict[str, Any] = {"clustername": self.config.cluster_name, "conffile": self.config.conf or ""}
+    def _connect(self) -> ceph.RadosClient:
+        rados = ceph.rados()
         if self.config.user:
-            kwargs["rados_id"] = self.config.user
-        client = rados.Rados(**kwargs)
+            client = rados.Rados(clustername=self.config.cluster_name, conffile=self.config.conf or "",
+                                 rados_id=self.config.user)
+        else:
+            client = rados.Rados(clustername=self.config.cluster_name, conffile=self.config.conf or "")
         try:
             if self.timeout is not None:
                 for key in ("rados_osd_op_timeout", "rados_mon_op_timeout", "client_mount_timeout"):
@@ -79,19 +64,19 @@ class ClusterClient:
         return client
 
     @property
-    def rados(self) -> Any:
+    def rados(self) -> ceph.RadosClient:
         with self._lock:
             if self._rados is None:
                 self._rados = self._connect()
             return self._rados
 
-    def ioctx(self, pool: str | None = None) -> Any:
+    def ioctx(self, pool: str | None = None) -> ceph.IoCtx:
         pool = pool or self.config.pool
         client = self.rados
         with self._lock:
             ctx = self._ioctx.get(pool)
             if ctx is None:
-                rados, _ = bindings()
+                rados = ceph.rados()
                 try:
                     ctx = client.open_ioctx(pool)
                 except rados.ObjectNotFound as exc:
@@ -149,9 +134,10 @@ class ClusterClient:
 
 
 class ClientPool:
-    """The long-lived clients of a driver, one per cluster (keyed by backend id)."""
+    """Long-lived clients, one per cluster (keyed by backend id), made with one timeout."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._clients: dict[str, ClusterClient] = {}
 
@@ -159,7 +145,7 @@ class ClientPool:
         with self._lock:
             client = self._clients.get(config.backend_id)
             if client is None or client.config != config:
-                client = self._clients[config.backend_id] = ClusterClient(config)
+                client = self._clients[config.backend_id] = ClusterClient(config, timeout=self.timeout)
             return client
 
     def close(self) -> None:
@@ -167,17 +153,3 @@ class ClientPool:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
-
-
-@contextlib.contextmanager
-def ceph_errors(action: str) -> Iterator[None]:
-    """librados/librbd errors → DriverError naming what we were doing."""
-    try:
-        yield
-    except DriverError:
-        raise
-    except Exception as exc:
-        rados, rbd = bindings()
-        if isinstance(exc, (rados.Error, rbd.Error, OSError)):
-            raise DriverError(f"{action}: {type(exc).__name__}: {exc}") from exc
-        raise
