@@ -260,7 +260,7 @@ class RBDReplicas(Replicas):
         super().__init__(self.rbd_driver)
 
     def _image(self, site: str, volume: VolumeRef, read_only: bool) -> Any:
-        import rbd  # type: ignore[import-not-found]
+        import rbd
 
         return rbd.Image(self.clients[site].ioctx(), volume.name, read_only=read_only)
 

@@ -30,6 +30,9 @@ from tests.contract.writers import SequenceWriter, decode, encode, one_instant
 if TYPE_CHECKING:
     from tests.contract.conftest import Harness
 
+# The plain fake takes group snapshots one by one (the manager's fallback): its consistent variant here.
+pytestmark = pytest.mark.parametrize("harness", ["fake-consistent", "file", "rbd"], indirect=True)
+
 MiB = 1024**2
 AT_SEQ = 5 * MiB
 OLD = b"before-the-group-snapshot:" + bytes(range(256)) * 4
@@ -89,7 +92,7 @@ def sequence_writes(harness: Harness, volumes: Sequence[VolumeRef]) -> Iterator[
             for fd in fds:
                 os.close(fd)
     else:  # RBD: a client of its own, like a hypervisor's
-        import rbd  # type: ignore[import-not-found]
+        import rbd
 
         from cinderblock.volume.drivers.rbd.connection import ClusterClient
 

@@ -130,6 +130,8 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
     OPTIONS = fake_opts
 
     _registry: ClassVar[dict[tuple[str, str], FakeStore]] = {}
+    # The contract classes whose methods fail_next can fail (variants add theirs).
+    CONTRACTS: ClassVar[tuple[type, ...]] = (VolumeDriver, SupportsReplication, SupportsGroupReplication)
 
     def __init__(self, backend_name: str, options: DriverOptions, state_path: str) -> None:
         super().__init__(backend_name, options, state_path)
@@ -150,8 +152,7 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
 
     def fail_next(self, method: str, error: BaseException | None = None, times: int = 1) -> None:
         """Make the next `times` calls of method raise error (default DriverError)."""
-        if not any(callable(getattr(base, method, None))
-                   for base in (VolumeDriver, SupportsReplication, SupportsGroupReplication)):
+        if not any(callable(getattr(base, method, None)) for base in self.CONTRACTS):
             raise ValueError(f"{method!r} is not a VolumeDriver method")
         for _ in range(times):
             self._failures[method].append(error or DriverError(f"injected failure in {method}"))
