@@ -96,7 +96,7 @@ def sequence_writes(harness: Harness, volumes: Sequence[VolumeRef]) -> Iterator[
 
         from cinderblock.volume.drivers.rbd.connection import ClusterClient
 
-        client = ClusterClient(driver.primary)
+        client = ClusterClient(driver.sites.primary)
         images = [rbd.Image(client.ioctx(), v.name) for v in volumes]
         try:
             yield lambda index, n: images[index].write(encode(n), AT_SEQ)
