@@ -121,7 +121,7 @@ SCHEDULER_OPTS: list[cfg.Opt] = [
 # Options every backend section understands; drivers add their own OPTIONS.
 BACKEND_OPTS: list[cfg.Opt] = [
     cfg.StrOpt("volume_driver", default="cinderblock.volume.drivers.file.driver.FileDriver",
-               help="Driver class path, or a short name: file, rbd, fake."),
+               help="Driver class path, or a short name: file, rbd, fake, fake-consistent."),
     cfg.StrOpt("volume_backend_name", default=None, help="Name volume types match with volume_backend_name."),
     cfg.StrOpt("backend_host", default=None, help="Host name for this backend instead of [DEFAULT] host."),
     cfg.StrOpt("backend_availability_zone", default=None,
@@ -148,6 +148,8 @@ BACKEND_OPTS: list[cfg.Opt] = [
 DRIVER_ALIASES: dict[str, str] = {
     "file": "cinderblock.volume.drivers.file.driver.FileDriver",
     "fake": "cinderblock.volume.drivers.fake.FakeDriver",
+    # The fake with consistent group snapshots (the plain fake takes them one by one).
+    "fake-consistent": "cinderblock.volume.drivers.fake_consistent.ConsistentFakeDriver",
     "rbd": "cinderblock.volume.drivers.rbd.driver.RBDDriver",
 }
 

@@ -23,7 +23,9 @@ from cinderblock.volume.driver import (
     VolumeRef,
 )
 from cinderblock.volume.drivers.fake import FakeDriver
+from cinderblock.volume.drivers.fake_consistent import ConsistentFakeDriver
 from cinderblock.volume.drivers.file.driver import FileDriver
+from tests.contract.replicas import Replicas, make_replicas
 
 GiB = 1024**3
 R = TypeVar("R", VolumeRef, SnapshotRef)
@@ -126,10 +128,10 @@ def _file_driver(tmp_path: Any) -> Harness:
 
 # -- fake driver: bytes through its store -------------------------------------------------------
 
-def _fake_driver(tmp_path: Any) -> Harness:
+def _fake_driver(tmp_path: Any, driver_class: type[FakeDriver] = FakeDriver) -> Harness:
     options = DriverOptions({"fake_capacity_gb": 500, "reserved_percentage": 5,
                              "max_over_subscription_ratio": "20.0"})
-    driver = FakeDriver("fake1", options, str(tmp_path / "state"))
+    driver = driver_class("fake1", options, str(tmp_path / "state"))
     return Harness(
         driver, "fake",
         read=lambda h, v, o, n: driver.read(v.id, o, n),
@@ -145,7 +147,7 @@ CONTRACT_POOL = "contract"
 
 
 def _rbd_image(h: Harness, name: str, snapshot: str | None = None) -> Any:
-    import rbd  # type: ignore[import-not-found]
+    import rbd
 
     return rbd.Image(h.driver.sites.ioctx(), name, snapshot=snapshot)  # type: ignore[attr-defined]
 
@@ -173,8 +175,8 @@ def _rbd_read_snapshot(h: Harness, snapshot: SnapshotRef, offset: int, length: i
 
 
 def _rbd_driver(tmp_path: Any, request: pytest.FixtureRequest) -> Harness:
-    from tests.ceph_support import ceph_pair
     from cinderblock.volume.drivers.rbd.driver import RBDDriver
+    from tests.ceph_support import ceph_pair
 
     pair = ceph_pair(request)
     if CONTRACT_POOL not in pair.a.ceph("osd", "pool", "ls"):
@@ -187,7 +189,7 @@ def _rbd_driver(tmp_path: Any, request: pytest.FixtureRequest) -> Harness:
 
 def _rbd_cleanup(h: Harness) -> None:
     """Remove what the test left in the contract pool, so the next test starts from an empty pool."""
-    import rbd  # type: ignore[import-not-found]
+    import rbd  # type: ignore[import-not-found,unused-ignore]
 
     driver: Any = h.driver
     for name in rbd.RBD().list(driver.sites.ioctx()):
@@ -195,10 +197,16 @@ def _rbd_cleanup(h: Harness) -> None:
     driver.stop()
 
 
-FACTORIES: dict[str, Callable[..., Harness]] = {"fake": _fake_driver, "file": _file_driver, "rbd": _rbd_driver}
+FACTORIES: dict[str, Callable[..., Harness]] = {
+    "fake": _fake_driver, "file": _file_driver, "rbd": _rbd_driver,
+    # The fake declaring consistent group snapshots (the plain one exercises the manager's fallback);
+    # a module picks it with `@pytest.mark.parametrize("harness", [...], indirect=True)`.
+    "fake-consistent": lambda tmp_path: _fake_driver(tmp_path, ConsistentFakeDriver),
+}
+DRIVERS = ("fake", "file", "rbd")
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=DRIVERS)
 def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
     if request.param == "rbd":
         h = _rbd_driver(tmp_path, request)
@@ -209,3 +217,15 @@ def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
     yield h
     if request.param == "rbd":
         _rbd_cleanup(h)
+
+
+# -- replication: one driver with one replication target (replicas.py) ---------------------------
+
+REPLICATING = ("fake", "file", "rbd")
+
+
+@pytest.fixture(params=REPLICATING)
+def replicas(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Replicas]:
+    harness = make_replicas(request.param, tmp_path, request)
+    yield harness
+    harness.close()

@@ -16,7 +16,7 @@ from cinderblock.volume.driver import ReplicationDevice, VolumeRef
 from cinderblock.volume.drivers.file import replica_store as store
 from cinderblock.volume.drivers.file.consistency import WriteBarrier
 from cinderblock.volume.drivers.file.cycle import InjectedFault, Sender
-from cinderblock.volume.drivers.file.failover import Failover
+from cinderblock.volume.drivers.file.failover import FINAL_SYNC_ATTEMPTS, Failover
 from cinderblock.volume.drivers.file.registry import CopyStates, Registry
 from cinderblock.volume.drivers.file.replication import Replicator
 from cinderblock.volume.drivers.file.sites import PRIMARY, SiteLayout, parse_pools
@@ -167,6 +167,40 @@ def test_failover_to_a_lost_primary_promotes_the_last_copy(parts: Parts) -> None
     assert result.active_backend_id == "b" and outcome.ok and outcome.data_age_seconds is not None
     assert "unreachable" in result.message
     assert parts.copy("b", "v1").read_bytes()[:6] == b"copied"
+
+
+def test_a_final_sync_failing_once_is_tried_again_and_loses_nothing(parts: Parts) -> None:
+    volume = parts.volume("v1", b"first")
+    parts.replicator.replicate_now()
+    with open(parts.primary("v1"), "r+b") as f:
+        f.write(b"final")
+    parts.sender.inject_fault(after_chunks=1)
+    result = parts.failover.failover_host([volume], "b")
+    (outcome,) = result.volumes
+    assert outcome.ok and outcome.data_age_seconds == 0.0 and "no data lost" in result.message
+    assert parts.copy("b", "v1").read_bytes()[:5] == b"final"
+
+
+def test_a_final_sync_that_keeps_failing_leaves_the_volume_on_its_readable_primary(parts: Parts) -> None:
+    volume = parts.volume("v1", b"first")
+    parts.replicator.replicate_now()
+    with open(parts.primary("v1"), "r+b") as f:
+        f.write(b"final")  # only the final sync could carry it: the copy on b must not be promoted
+    parts.sender.inject_fault(after_chunks=1, times=FINAL_SYNC_ATTEMPTS)
+    result = parts.failover.failover_host([volume], "b")
+    (outcome,) = result.volumes
+    assert result.active_backend_id == "b" and not outcome.ok and outcome.error is not None
+    assert "final sync to b failed" in outcome.error and "nothing lost" in outcome.error
+    assert "did not fail over" in result.message and "no data lost" not in result.message
+    assert parts.registry.volume_site("v1") == PRIMARY
+    assert parts.primary("v1").read_bytes()[:5] == b"final"
+    assert parts.copy("b", "v1").read_bytes()[:5] == b"first"
+    # Retryable: failing back finds it on the primary already, the next failover carries every write.
+    back = parts.failover.failover_host([volume], "default")
+    assert back.active_backend_id is None and back.volumes[0].ok
+    again = parts.failover.failover_host([volume], "b")
+    assert again.volumes[0].ok and again.volumes[0].data_age_seconds == 0.0
+    assert parts.copy("b", "v1").read_bytes()[:5] == b"final"
 
 
 def test_group_replication_and_group_failover(parts: Parts) -> None:

@@ -130,6 +130,8 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
     OPTIONS = fake_opts
 
     _registry: ClassVar[dict[tuple[str, str], FakeStore]] = {}
+    # The contract classes whose methods fail_next can fail (variants add theirs).
+    CONTRACTS: ClassVar[tuple[type, ...]] = (VolumeDriver, SupportsReplication, SupportsGroupReplication)
 
     def __init__(self, backend_name: str, options: DriverOptions, state_path: str) -> None:
         super().__init__(backend_name, options, state_path)
@@ -150,8 +152,7 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
 
     def fail_next(self, method: str, error: BaseException | None = None, times: int = 1) -> None:
         """Make the next `times` calls of method raise error (default DriverError)."""
-        if not any(callable(getattr(base, method, None))
-                   for base in (VolumeDriver, SupportsReplication, SupportsGroupReplication)):
+        if not any(callable(getattr(base, method, None)) for base in self.CONTRACTS):
             raise ValueError(f"{method!r} is not a VolumeDriver method")
         for _ in range(times):
             self._failures[method].append(error or DriverError(f"injected failure in {method}"))
@@ -363,10 +364,16 @@ class FakeDriver(VolumeDriver, SupportsReplication, SupportsGroupReplication):
     def _replication_capabilities(self) -> dict[str, Any]:
         if not self._targets:
             return {"replication_enabled": False}
+        # The lag summary every replicating driver reports: the oldest copy's age; the fake never
+        # has bytes in flight (a cycle copies whole blobs at once).
+        now = time.time()
+        ages = [now - state.last_complete_at for states in self.replication_states().values()
+                for state in states if state.last_complete_at is not None]
         return {"replication_enabled": True, "replication_type": "async",
                 "replication_targets": [t.backend_id for t in self._targets],
                 "replication_count": len(self._targets), "group_replication_enabled": True,
-                "consistent_group_replication_enabled": True}
+                "consistent_group_replication_enabled": True,
+                "replication_lag_max_seconds": round(max(ages, default=0.0), 3), "replication_bytes_pending": 0}
 
     def _replicate_new(self, volume: VolumeRef, update: ModelUpdate) -> ModelUpdate:
         if not (volume.replicated and self._targets):

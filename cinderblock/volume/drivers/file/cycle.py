@@ -90,6 +90,8 @@ class Sender:
         # (site, pool) -> the pool's directory on that site can reflink
         self.reflink: dict[tuple[str, str], bool] = {}
         self._fault: tuple[int, type[BaseException]] | None = None
+        self._faults_left = 0
+        self._fault_lock = threading.Lock()
         self._hash_pool: ThreadPoolExecutor | None = None
         self._hash_guard = threading.Lock()
         self.bytes_sent_total = 0
@@ -101,9 +103,11 @@ class Sender:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def inject_fault(self, after_chunks: int, crash: bool = False) -> None:
-        """Test hook: the next send raises after writing `after_chunks` chunks (crash: no cleanup)."""
-        self._fault = (after_chunks, SimulatedCrash if crash else InjectedFault)
+    def inject_fault(self, after_chunks: int, crash: bool = False, times: int = 1) -> None:
+        """Test hook: the next `times` sends raise after writing `after_chunks` chunks (crash: no cleanup)."""
+        with self._fault_lock:
+            self._fault = (after_chunks, SimulatedCrash if crash else InjectedFault)
+            self._faults_left = times
 
     def send(self, volume_ids: Sequence[str], only: str | None = None, live: bool = False,
              cancel: threading.Event | None = None) -> Sent:
@@ -339,10 +343,14 @@ class Sender:
             return self._hash_pool
 
     def _check_fault(self, written: int) -> None:
-        if self._fault is not None and written >= self._fault[0]:
+        with self._fault_lock:
+            if self._fault is None or written < self._fault[0]:
+                return
             kind = self._fault[1]
-            self._fault = None
-            raise kind(f"injected fault after {written} chunk(s)")
+            self._faults_left -= 1
+            if self._faults_left <= 0:
+                self._fault = None
+        raise kind(f"injected fault after {written} chunk(s)")
 
     def prepare_sites(self, probe: Callable[[Path], bool]) -> None:
         """At start: the replication directory of every pool on every site, and whether it reflinks.

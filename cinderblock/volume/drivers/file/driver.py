@@ -260,8 +260,8 @@ class FileDriver(VolumeDriver, SupportsConsistentGroupSnapshot, SupportsReplicat
         """One synchronous cycle of every unit (or those holding volume_ids); bytes sent per volume per site."""
         return self.replicator.replicate_now(volume_ids)
 
-    def inject_fault(self, after_chunks: int, crash: bool = False) -> None:
-        self._sender.inject_fault(after_chunks, crash)
+    def inject_fault(self, after_chunks: int, crash: bool = False, times: int = 1) -> None:
+        self._sender.inject_fault(after_chunks, crash, times)
 
     @property
     def bytes_sent_total(self) -> int:

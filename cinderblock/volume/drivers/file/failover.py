@@ -4,6 +4,8 @@ The switch itself (which site serves each volume) lives here; the copies it reli
 the replicator (replication.py, cycle.py) and committed by replica_store.py. A failover pauses the
 replicator's workers, makes a final sync from every site still readable (else promotes the last
 complete copy) and records the new sites in the registry; on any error it restores the registry.
+A final sync that keeps failing while the old site is readable fails that volume's failover (it
+stays where it is, with every write): promoting an older copy then would lose writes silently.
 """
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ from cinderblock.volume.targets.base import Target
 LOG = logging.getLogger(__name__)
 
 FAILOVER_WORKERS = 16
+# A final sync that fails is tried again (a transient error must not fail the volume), this many
+# times in all, this many seconds apart.
+FINAL_SYNC_ATTEMPTS = 3
+FINAL_SYNC_RETRY_SECONDS = 0.5
 
 
 class Failover:
@@ -119,18 +125,8 @@ class Failover:
         for _, directory in self._layout.site_dirs(new_site):
             copy.fsync_path(str(store.meta_dir(directory)))
         lost = sorted(s for s, ok in reachable.items() if not ok)
-        ages = [r.data_age_seconds for r in outcomes if r.ok and r.data_age_seconds]
-        failed = [r for r in outcomes if not r.ok]
-        message = f"{len(outcomes) - len(failed)} volume(s) now served by {new_site}"
-        if lost:
-            message += (f"; site(s) {', '.join(lost)} unreachable: promoted the last complete copies"
-                        f" (data up to {max(ages or [0.0]):.1f} s old)")
-        else:
-            message += "; final sync done, no data lost"
-        if failed:
-            message += f"; {len(failed)} volume(s) failed"
         by_id = {r.volume_id: r for r in outcomes}
-        return tuple(by_id[v.id] for v in volumes), message
+        return tuple(by_id[v.id] for v in volumes), _message(outcomes, new_site, lost)
 
     def _switch_unit(self, unit: list[VolumeRef], old_sites: Mapping[str, str], reachable: Mapping[str, bool],
                      new_site: str) -> list[VolumeFailover]:
@@ -148,23 +144,39 @@ class Failover:
         if not todo:
             return out
         old = old_sites[todo[0].id]
-        synced = False
+        synced: set[str] = set()
         if reachable.get(old):
-            try:
-                self._replicator.send([v.id for v in todo], only=new_site, live=len(todo) == 1)
-                synced = True
-            except Exception as error:  # noqa: BLE001 -- fall back to the last complete copy
-                LOG.warning("final sync of %s to %s failed, promoting the last complete copy: %s",
-                            [v.id for v in todo], new_site, error)
+            synced, error = self._final_sync(todo, new_site)
+            if error is not None:  # old still serves every write: an older copy on new_site would lose some
+                return out + [VolumeFailover(v.id, ok=False, error=(
+                    f"final sync to {new_site} failed {FINAL_SYNC_ATTEMPTS} times ({error}); the volume stays "
+                    f"on {old}, which holds every write: nothing lost")) for v in todo]
         now = time.time()
         for volume in todo:
             with self._registry.volume_lock(volume.id):
                 try:
-                    out.append(self._promote(volume.id, old, new_site, synced, now))
+                    # Not synced: old is unreachable or holds no file of the volume; its last copy it is.
+                    out.append(self._promote(volume.id, old, new_site, volume.id in synced, now))
                 except Exception as error:  # noqa: BLE001 -- reported per volume
                     LOG.exception("failover of volume %s to %s failed", volume.id, new_site)
                     out.append(VolumeFailover(volume.id, ok=False, error=str(error)))
         return out
+
+    def _final_sync(self, unit: list[VolumeRef], new_site: str) -> tuple[set[str], str | None]:
+        """Send the unit's last writes to new_site: the ids whose copy there is now complete, or why not."""
+        ids = [v.id for v in unit]
+        error: BaseException | None = None
+        for attempt in range(1, FINAL_SYNC_ATTEMPTS + 1):
+            try:
+                sent = self._replicator.send(ids, only=new_site, live=len(unit) == 1)
+                return {i for i, sites in sent.items() if new_site in sites}, None
+            except Exception as failure:  # noqa: BLE001 -- retried, then reported per volume
+                error = failure
+                LOG.warning("final sync of %s to %s failed (attempt %d of %d): %s", ids, new_site, attempt,
+                            FINAL_SYNC_ATTEMPTS, failure)
+            if attempt < FINAL_SYNC_ATTEMPTS:
+                time.sleep(FINAL_SYNC_RETRY_SECONDS)
+        return set(), str(error)
 
     def _promote(self, volume_id: str, old: str, new_site: str, synced: bool, now: float) -> VolumeFailover:
         entry = self._registry.volumes[volume_id]
@@ -172,7 +184,8 @@ class Failover:
         manifest = store.read_manifest(new_dir, volume_id)
         if manifest is None or not (new_dir / f"volume-{volume_id}").is_file():
             return VolumeFailover(volume_id, ok=False, error=f"no complete copy of the volume on {new_site}")
-        age = 0.0 if synced else max(0.0, now - float(manifest["taken_at"]))
+        # Never 0.0 unsynced: 0.0 says a final sync lost nothing (the contract, and _message).
+        age = 0.0 if synced else max(0.001, now - float(manifest["taken_at"]))
         if synced:  # the old site holds the same bytes: it becomes a complete copy of the new one
             old_dir = self._layout.pool_dir(old, entry["pool"])
             # Its file must still be what the final sync read: a write since (a consumer still
@@ -240,3 +253,20 @@ class Failover:
                 raise
         return FailoverResult(active_backend_id=None if new_site == PRIMARY else new_site,
                               volumes=results, message=message)
+
+
+def _message(outcomes: Sequence[VolumeFailover], new_site: str, lost: Sequence[str]) -> str:
+    """For the admin: where the volumes are now and what, if anything, was lost."""
+    failed = [r for r in outcomes if not r.ok]
+    stale = [age for r in outcomes if r.ok and (age := r.data_age_seconds)]
+    message = f"{len(outcomes) - len(failed)} volume(s) now served by {new_site}"
+    if lost:
+        message += f"; site(s) {', '.join(lost)} unreachable"
+    if stale:
+        message += (f"; {len(stale)} volume(s) promoted from their last complete copy, up to {max(stale):.1f} s "
+                    f"old: writes made after it are lost")
+    elif len(outcomes) > len(failed):
+        message += "; every volume served has all its writes, no data lost"
+    if failed:
+        message += f"; {len(failed)} volume(s) did not fail over and stay where they were: {failed[0].error}"
+    return message
