@@ -60,7 +60,10 @@ class Failover:
             progress: ProgressCallback = no_progress) -> FailoverResult:
         source = self.sites.active_config
         target = self.sites.config_for(target_id)
-        # The target must answer before anything changes; the source may be gone.
+        # The target must answer before anything changes; the source may be gone. Asked through a new
+        # connection bounded by replication_connect_timeout: the kept one has no limit on its requests,
+        # and a target that stopped answering would hold the failover (and finish it much later).
+        self._probe(target, target_id)
         target_client = self.sites.client(target)
         try:
             target_client.ioctx()
@@ -95,6 +98,16 @@ class Failover:
         self.sites.set_active(target_id)
         return FailoverResult(active_backend_id=target_id, volumes=tuple(results),
                               message=_message(source, target, reachable, demote_errors))
+
+    def _probe(self, target: ClusterConfig, target_id: str) -> None:
+        probe = ClusterClient(target, timeout=self.settings.connect_timeout)
+        try:
+            ceph.rbd().RBD().list(probe.ioctx())  # one read of the pool: monitors and OSDs answer
+        except Exception as exc:  # noqa: BLE001 -- any failure means: not usable now
+            self.sites.client(target).reset()
+            raise DriverError(f"replication target {target_id!r} is unreachable: {exc}") from exc
+        finally:
+            probe.close()
 
     def target_ready(self, client: ClusterClient, name: str) -> bool:
         """The target's copy exists and replays (its initial sync is done), waiting up to the promote
