@@ -14,7 +14,8 @@ import pytest
 from cinderblock.model.errors import DriverError, InvalidReplicationTarget
 from cinderblock.volume.driver import PRIMARY_BACKEND_ID, Connector, ReplicationDevice, SnapshotRef, VolumeRef
 from cinderblock.volume.drivers.rbd import ceph
-from cinderblock.volume.drivers.rbd.capacity import PoolCapacity, over_subscription_ratio
+from cinderblock.volume.drivers.ratio import ratio_setting
+from cinderblock.volume.drivers.rbd.capacity import PoolCapacity
 from cinderblock.volume.drivers.rbd.connection import ClusterConfig
 from cinderblock.volume.drivers.rbd.export import RbdExport
 from cinderblock.volume.drivers.rbd.failback import Failback
@@ -258,10 +259,10 @@ def test_failover_and_failback_move_the_active_site(pair: CephPair, mirrored: Si
 
 
 def test_capacity_of_the_pool(sites: Sites, storage: VolumeStorage) -> None:
-    assert over_subscription_ratio("auto") == "auto" and over_subscription_ratio(None) == 20.0
+    assert ratio_setting("auto") == "auto" and ratio_setting(None) == 20.0
     for bad in ("0.5", "lots"):
         with pytest.raises(DriverError, match="max_over_subscription_ratio"):
-            over_subscription_ratio(bad)
+            ratio_setting(bad)
     v = volume(size_gb=2)
     storage.create(v, ImageLayout())
     try:

@@ -10,7 +10,8 @@ import pytest
 from cinderblock.model.errors import DriverError
 from cinderblock.volume.driver import ReplicationDevice, SnapshotRef, VolumeRef
 from cinderblock.volume.drivers.file.sites import PRIMARY, SiteLayout, parse_pools
-from cinderblock.volume.drivers.file.storage import GiB, TMP_PREFIX, VolumeStorage, auto_ratio, ratio_setting
+from cinderblock.volume.drivers.file.storage import GiB, TMP_PREFIX, VolumeStorage, auto_ratio
+from cinderblock.volume.drivers.ratio import ratio_setting
 
 MiB = 1024**2
 

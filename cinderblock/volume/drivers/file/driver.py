@@ -54,8 +54,8 @@ from cinderblock.volume.drivers.file.storage import (
     VolumeStorage,
     os_errors,
     probe_reflink,
-    ratio_setting,
 )
+from cinderblock.volume.drivers.ratio import ratio_setting
 from cinderblock.volume.targets.base import Target, UnavailableTarget, make_target
 
 LOG = logging.getLogger(__name__)

@@ -20,13 +20,13 @@ from cinderblock.model.errors import DriverError
 from cinderblock.volume.driver import PoolStats, ProgressCallback, SnapshotRef, VolumeRef, no_progress
 from cinderblock.volume.drivers.file import copy
 from cinderblock.volume.drivers.file.sites import PRIMARY, SiteLayout
+from cinderblock.volume.drivers.ratio import AUTO_RATIO_DEFAULT
 
 LOG = logging.getLogger(__name__)
 
 GiB = 1024**3
 TMP_PREFIX = ".tmp-"
 # Cinder's default when max_over_subscription_ratio is "auto" and nothing is used yet.
-AUTO_RATIO_DEFAULT = 20.0
 
 # (volume id, its replication_driver_data) -> the site serving the volume.
 SiteOf = Callable[[str, str | None], str]
@@ -264,20 +264,6 @@ def os_errors(action: str) -> Iterator[None]:
         yield
     except OSError as exc:
         raise DriverError(f"{action}: {exc.strerror or exc}") from exc
-
-
-def ratio_setting(raw_value: object) -> str | float:
-    """`max_over_subscription_ratio`: a number >= 1, or "auto"."""
-    raw = str(raw_value or AUTO_RATIO_DEFAULT).strip()
-    if raw.lower() == "auto":
-        return "auto"
-    try:
-        ratio = float(raw)
-    except ValueError:
-        raise DriverError(f"max_over_subscription_ratio must be a number or 'auto', not {raw!r}") from None
-    if ratio < 1.0:
-        raise DriverError(f"max_over_subscription_ratio must be >= 1.0, not {ratio}")
-    return ratio
 
 
 def usage(pool_dir: Path) -> tuple[int, int, int]:

@@ -4,28 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cinderblock.model.errors import DriverError
+from cinderblock.volume.drivers.ratio import AUTO_RATIO_DEFAULT, ratio_setting
 from cinderblock.volume.drivers.rbd import ceph
 from cinderblock.volume.drivers.rbd.images import Images
 from cinderblock.volume.drivers.rbd.sites import Sites
 
 GiB = 1024**3
-AUTO_RATIO_DEFAULT = 20.0
-
-
-def over_subscription_ratio(raw: object) -> str | float:
-    """max_over_subscription_ratio: a number >= 1.0 or 'auto'."""
-    text = str(raw or AUTO_RATIO_DEFAULT).strip()
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        ratio = float(text)
-    except ValueError:
-        raise DriverError(f"max_over_subscription_ratio must be a number or 'auto', not {text!r}") from None
-    if ratio < 1.0:
-        raise DriverError(f"max_over_subscription_ratio must be >= 1.0, not {ratio}")
-    return ratio
-
-
 @dataclass(frozen=True)
 class Usage:
     total_gb: float
@@ -44,7 +28,7 @@ class PoolCapacity:
         self._ratio = ratio  # checked by check(), at check_for_setup_error, not when the driver is built
 
     def check(self) -> str | float:
-        return over_subscription_ratio(self._ratio)
+        return ratio_setting(self._ratio)
 
     def usage(self) -> Usage:
         setting = self.check()
