@@ -38,11 +38,13 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
 
 from cinderblock.db import tables
+from cinderblock.model.errors import DriverError
 from cinderblock.db import transition as state
 from cinderblock.model import group_transitions as gtr
 from cinderblock.model import transitions as t
@@ -274,16 +276,24 @@ def _recover_groups(deps: WorkflowDeps, cutoff: dt.datetime | None, busy: Callab
 
 def _remove_orphans(deps: WorkflowDeps, listing: StorageListing, volume_rows: set[str],
                     snapshot_rows: set[str]) -> None:
-    """Storage with no row at all, in any service: left by a crash between storage and row work."""
-    for volume_id in sorted(set(listing.volumes) - volume_rows):
-        LOG.warning("recovery: removing orphan volume %s (no row)", volume_id)
-        deps.driver.delete_volume(VolumeRef(id=volume_id, size_gb=0))  # also withdraws its export
+    """Storage with no row at all, in any service: left by a crash between storage and row work. One
+    that cannot be removed is logged and left: a leftover must not keep the backend down."""
+    for volume_id in sorted(set(listing.volumes) - volume_rows):  # delete_volume also withdraws its export
+        _remove_orphan(f"volume {volume_id}", partial(deps.driver.delete_volume, VolumeRef(id=volume_id, size_gb=0)))
     for volume_id in sorted(listing.exports - volume_rows - set(listing.volumes)):
-        LOG.warning("recovery: removing orphan export of volume %s (no row)", volume_id)
-        deps.driver.remove_export(VolumeRef(id=volume_id, size_gb=0))
+        _remove_orphan(f"export of volume {volume_id}",
+                       partial(deps.driver.remove_export, VolumeRef(id=volume_id, size_gb=0)))
     for snapshot_id in sorted(listing.snapshots - snapshot_rows):
-        LOG.warning("recovery: removing orphan snapshot %s (no row)", snapshot_id)
-        deps.driver.delete_snapshot(SnapshotRef(id=snapshot_id, volume=VolumeRef(id="", size_gb=0), size_gb=0))
+        _remove_orphan(f"snapshot {snapshot_id}", partial(deps.driver.delete_snapshot, SnapshotRef(
+            id=snapshot_id, volume=VolumeRef(id="", size_gb=0), size_gb=0)))
+
+
+def _remove_orphan(what: str, remove: Callable[[], None]) -> None:
+    LOG.warning("recovery: removing orphan %s (no row)", what)
+    try:
+        remove()
+    except DriverError as error:
+        LOG.error("recovery: could not remove orphan %s, left in place: %s", what, error.message)
 
 
 def _existing(deps: WorkflowDeps, table: Any, ids: Iterable[str]) -> set[str]:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.config.settings import load_driver_class
+from cinderblock.config.options import DRIVER_ALIASES
 from cinderblock.model.errors import DriverError
 from cinderblock.volume.driver import DriverOptions, SnapshotRef, SupportsConsistentGroupSnapshot, VolumeRef
 from cinderblock.volume.drivers.fake import FakeDriver
 from cinderblock.volume.drivers.fake_consistent import ConsistentFakeDriver
+from cinderblock.volume.loading import load_driver_class
 
 
 def driver(tmp_path: Path) -> ConsistentFakeDriver:
@@ -32,8 +33,8 @@ def snapshots(refs: list[VolumeRef]) -> list[SnapshotRef]:
 
 
 def test_alias_loads_the_variant_and_only_it_declares_the_capability(tmp_path: Path) -> None:
-    assert load_driver_class("fake-consistent") is ConsistentFakeDriver
-    assert load_driver_class("fake") is FakeDriver
+    assert load_driver_class(DRIVER_ALIASES["fake-consistent"]) is ConsistentFakeDriver
+    assert load_driver_class(DRIVER_ALIASES["fake"]) is FakeDriver
     assert not issubclass(FakeDriver, SupportsConsistentGroupSnapshot)
     assert "consistent_group_snapshot_enabled" not in FakeDriver("f", DriverOptions({}), str(tmp_path)).get_stats(
     ).capabilities
