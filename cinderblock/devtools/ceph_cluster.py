@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cinderblock.devtools import launch
+
 DEFAULT_DIR = os.environ.get("CINDERBLOCK_CEPH_DIR", "/tmp/cinderblock-ceph")
 POOL = "rbd"
 SITES = ("site-a", "site-b")
@@ -85,7 +87,7 @@ class Cluster:
             pid = int(self.pid_file(daemon).read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if launch.alive(pid) else None
 
     # -- running ceph commands against this cluster --------------------------------------------
 
@@ -140,7 +142,7 @@ class Cluster:
         if pid is not None:
             os.kill(pid, sig)
             if sig in (signal.SIGKILL, signal.SIGTERM):
-                _wait_dead(pid, 10.0)
+                launch.wait_dead(pid, 10.0)
 
     def stop(self) -> None:
         for daemon in reversed(DAEMONS):
@@ -152,40 +154,13 @@ class Cluster:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
-            if not _wait_dead(pid, 10.0):
+            if not launch.wait_dead(pid, 10.0):
                 os.kill(pid, signal.SIGKILL)
-                _wait_dead(pid, 5.0)
+                launch.wait_dead(pid, 5.0)
 
     def status(self) -> dict[str, object]:
         return {"name": self.name, "conf": str(self.conf), "keyring": str(self.keyring),
                 "port": self.port, "daemons": {d: self.pid(d) for d in DAEMONS}}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
 
 
 def _wait(what: str, check, timeout: float, interval: float = 0.25):  # type: ignore[no-untyped-def]
